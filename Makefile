@@ -1,0 +1,59 @@
+# Kefu: `make run` starts the stack, `make test` runs every test. Both set up what is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+RASA_VENV := .venv-rasa
+# A stamp per environment, named after a hash of its dependency files: edits re-install.
+APP_HASH  := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
+RASA_HASH := $(shell cat requirements-rasa.txt | sha256sum | cut -c1-12)
+APP_STAMP := $(VENV)/.stamp-$(APP_HASH)
+RASA_STAMP := $(RASA_VENV)/.stamp-$(RASA_HASH)
+PY        := $(VENV)/bin/python
+
+.PHONY: help setup run test test-fast migrate demo-data worker bench clean
+
+help:
+	@echo "make run    - set up, migrate, load demo data, start the stack (SQLite, no Redis needed)"
+	@echo "make test   - set up, then run every test"
+	@echo "make bench  - SLA timer benchmark (see README)"
+
+$(APP_STAMP): pyproject.toml
+	@PY310=$$(sh scripts/python310.sh) || exit 1; \
+	if [ ! -x $(VENV)/bin/python ] || ! $(VENV)/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
+		rm -rf $(VENV); echo "creating $(VENV) with $$PY310"; "$$PY310" -m venv $(VENV); fi
+	@$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	@rm -f $(VENV)/.stamp-*; touch $@
+
+$(RASA_STAMP): requirements-rasa.txt
+	@PY310=$$(sh scripts/python310.sh) || exit 1; \
+	if [ ! -x $(RASA_VENV)/bin/python ] || ! $(RASA_VENV)/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
+		rm -rf $(RASA_VENV); echo "creating $(RASA_VENV) with $$PY310"; "$$PY310" -m venv $(RASA_VENV); fi
+	@$(RASA_VENV)/bin/python -m pip install -q --upgrade pip
+	$(RASA_VENV)/bin/python -m pip install -q -r requirements-rasa.txt
+	@$(RASA_VENV)/bin/rasa --version >/dev/null 2>&1 || { echo "error: rasa does not start in $(RASA_VENV)"; exit 1; }
+	@rm -f $(RASA_VENV)/.stamp-*; touch $@
+
+setup: $(APP_STAMP) $(RASA_STAMP)
+
+migrate: $(APP_STAMP)
+	$(PY) -m ticketing.migrate
+
+run: setup
+	$(PY) scripts/run_stack.py
+
+worker: $(APP_STAMP)
+	$(PY) -m ticketing.worker
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: $(APP_STAMP)
+	$(PY) -m pytest -x -q
+
+bench: $(APP_STAMP)
+	$(PY) bench/sla_timers.py
+
+clean:
+	rm -rf $(VENV) $(RASA_VENV) var/kefu.db*

@@ -1,0 +1,111 @@
+"""`make run`: migrate, load demo data into an empty database, start every Kefu process.
+
+Processes are children of this one; Ctrl-C (or SIGTERM) stops them all. Later parts of Kefu
+(Rasa, the action server, the gateway, the desk) add themselves to ``services()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ticketing import demo_data, migrate  # noqa: E402
+from ticketing.db import make_engine, make_session_factory  # noqa: E402
+from ticketing.pii import PiiCipher  # noqa: E402
+from ticketing.settings import load_settings  # noqa: E402
+
+log = logging.getLogger("kefu.run")
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    where: str
+
+
+def services() -> list[Service]:
+    py = sys.executable
+    return [
+        Service("sla-worker", [py, "-m", "ticketing.worker"], "background (no port)"),
+    ]
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def prepare() -> dict[str, int] | None:
+    """Migrate and seed; returns the demo counts when data was loaded now, else None."""
+    settings = load_settings()
+    migrate.upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    try:
+        with factory.begin() as session:
+            if demo_data.is_empty(session):
+                return demo_data.load(session, cipher=PiiCipher(settings.pii_key))
+            return None
+    finally:
+        engine.dispose()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    counts = prepare()
+    print(f"database : {_redact(settings.database_url)} (migrated)")
+    print(f"redis    : {_redact(settings.redis_url) if settings.redis_url else 'not configured (database fallback)'}")
+    if counts is not None:
+        print("demo data: loaded " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    else:
+        print("demo data: database already has data, left as it is")
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    children: list[tuple[Service, subprocess.Popen[bytes]]] = []
+    for svc in services():
+        children.append((svc, subprocess.Popen(svc.argv, cwd=ROOT, env=env)))
+        print(f"started  : {svc.name:<12} {svc.where}")
+    print("kefu is running; Ctrl-C stops everything", flush=True)
+
+    stopping = False
+
+    def _stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    status = 0
+    while not stopping:
+        for svc, proc in children:
+            if proc.poll() is not None:
+                log.error("%s exited with %s; stopping the stack", svc.name, proc.returncode)
+                stopping, status = True, 1
+        time.sleep(0.5)
+    for _svc, proc in children:
+        if proc.poll() is None:
+            proc.terminate()
+    for _svc, proc in children:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    print("kefu stopped", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+import base64
+from pathlib import Path
+
+import pytest
+
+from ticketing.errors import ConfigurationError
+from ticketing.settings import load_settings
+
+
+def test_defaults_use_sqlite_under_var_and_generate_a_dev_key(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KEFU_VAR_DIR", str(tmp_path))
+    s = load_settings({})
+    assert s.database_url == f"sqlite:///{tmp_path / 'kefu.db'}"
+    assert s.redis_url is None
+    assert len(s.pii_key) == 32
+    key_file = tmp_path / "pii.key"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert load_settings({}).pii_key == s.pii_key  # stable across runs
+
+
+def test_environment_overrides(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KEFU_VAR_DIR", str(tmp_path))
+    key = base64.b64encode(b"z" * 32).decode()
+    s = load_settings({
+        "KEFU_DATABASE_URL": "postgresql+psycopg://x@h/db",
+        "KEFU_REDIS_URL": "redis://h:6379/1",
+        "KEFU_PII_KEY": key,
+        "KEFU_BUSINESS_HOURS": "mon-fri 09:00-18:00",
+    })
+    assert s.database_url.startswith("postgresql")
+    assert s.redis_url == "redis://h:6379/1"
+    assert s.pii_key == b"z" * 32
+    assert s.business_hours == "mon-fri 09:00-18:00"
+    assert not (tmp_path / "pii.key").exists()  # no dev key written when one is configured
+
+
+@pytest.mark.parametrize("bad", ["not base64!!", base64.b64encode(b"short").decode()])
+def test_bad_key_is_a_clear_error(bad: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KEFU_VAR_DIR", str(tmp_path))
+    with pytest.raises(ConfigurationError):
+        load_settings({"KEFU_PII_KEY": bad})
