@@ -79,7 +79,7 @@ def backend(engine: Engine) -> str:
 def pg_engine(engine: Engine) -> Engine:
     """The PostgreSQL engine; the SQLite run of a test using it is skipped."""
     if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL-only test (set KEFU_TEST_DATABASE_URL)")
+        pytest.skip("PostgreSQL-only test: not applicable to the SQLite run")
     return engine
 
 

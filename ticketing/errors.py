@@ -124,6 +124,12 @@ class AlreadyClaimed(Conflict):
     message_en = "Another agent has already claimed this ticket."
 
 
+class TopTierReached(Conflict):
+    code = "top_tier_reached"
+    message_zh = "工单已在最高级别（L3），无法继续升级。"
+    message_en = "The ticket is already at the highest tier (L3) and cannot be escalated."
+
+
 class NotEligible(Conflict):
     """A refund the rules do not allow; ``context['route']`` says what to do instead."""
 
@@ -136,6 +142,18 @@ class RefundInProgress(Conflict):
     code = "refund_in_progress"
     message_zh = "这个订单已有一笔退款正在处理中。"
     message_en = "A refund for this order is already in progress."
+
+
+class AlreadyRefunded(NotEligible, RefundInProgress):
+    """The order's money has already gone back: not eligible, and a refund exists.
+
+    Both bases on purpose: a double-submitted cancellation finds the order cancelled and
+    fully refunded by its twin, and callers catching either error handle it correctly.
+    """
+
+    code = "already_refunded"
+    message_zh = "这个订单已经全额退款了。"
+    message_en = "This order has already been refunded in full."
 
 
 class AlreadyAnswered(Conflict):
