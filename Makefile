@@ -53,7 +53,7 @@ test-fast: $(APP_STAMP)
 	$(PY) -m pytest -x -q
 
 bench: $(APP_STAMP)
-	$(PY) bench/sla_timers.py
+	$(PY) bench/sla_timers.py --reset  # var/bench-sla.db unless KEFU_BENCH_DATABASE_URL is set
 
 clean:
 	rm -rf $(VENV) $(RASA_VENV) var/kefu.db*

@@ -194,9 +194,9 @@ def bench_desk_loop(factory: sessionmaker[Session], count: int) -> dict[str, flo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("KEFU_DATABASE_URL")
+    parser.add_argument("--database-url", default=os.environ.get("KEFU_BENCH_DATABASE_URL")
                         or f"sqlite:///{Path('var/bench-sla.db').resolve()}")
-    parser.add_argument("--redis-url", default=os.environ.get("KEFU_REDIS_URL"))
+    parser.add_argument("--redis-url", default=os.environ.get("KEFU_BENCH_REDIS_URL"))
     parser.add_argument("--n", type=int, help="open tickets (default 1,000,000 on PostgreSQL, 100,000 else)")
     parser.add_argument("--due-percent", type=float, default=1.0)
     parser.add_argument("--limit", type=int, default=1000, help="timers per 'what is due' batch")
