@@ -3,6 +3,7 @@
 Everything comes from ``random.Random(seed)`` and times are offsets from ``now``, so the same
 seed always gives the same shop (same order numbers, same routes) and the data always looks
 current. The demo agents share the password ``kefu-demo``: demo only, never for production.
+The desk's tickets are replayed through the ticket services by ``demo_tickets``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ticketing import customers as customer_service
-from ticketing import passwords
+from ticketing import demo_tickets, passwords
 from ticketing.clock import utcnow
 from ticketing.demo_catalog import (
     AGENTS, CARRIER_CODES, CARRIER_PREFIX, CITIES, CITY_EN, CUSTOMER_NAMES_EN,
@@ -71,11 +72,13 @@ def load(
         builder.build(state, rng.choice(people))
     identities = _identities(session, people, now)
     session.flush()
+    desk = demo_tickets.build(session, rng=rng, now=now, people=[p.customer for p in people],
+                              agents=agents)
     return {
         "products": len(products), "customers": len(people), "orders": builder.orders,
         "shipments": builder.shipments, "tracking_events": builder.events,
         "refunds": builder.refunds, "teams": len(teams), "agents": len(agents),
-        "identities": identities,
+        "identities": identities, "tickets": desk.tickets, "surveys": desk.surveys,
     }
 
 
@@ -138,6 +141,9 @@ def _desk(session: Session, rng: random.Random, now: datetime) -> tuple[list[Tea
                           categories=list(t.categories)) for t in TEAMS}
     session.add_all(teams.values())
     session.flush()
+    # One scrypt hash for all: they share the password, and hashing dominates load() time.
+    # The agents then share a salt too, which is acceptable only because this is demo data.
+    shared_hash = passwords.hash_password(DEMO_PASSWORD)
     agents = []
     for login, display, first, role, team in AGENTS:
         agents.append(Agent(
@@ -145,7 +151,7 @@ def _desk(session: Session, rng: random.Random, now: datetime) -> tuple[list[Tea
             team_id=teams[team].id,
             availability=rng.choice((Availability.ONLINE, Availability.ONLINE, Availability.AWAY,
                                      Availability.OFFLINE)),
-            password_hash=passwords.hash_password(DEMO_PASSWORD),
+            password_hash=shared_hash,
             created_at=now - rng.randint(60, 400) * D,
         ))
     session.add_all(agents)

@@ -75,12 +75,16 @@ def claim(
         raise IllegalTransition(f"{ticket.state.value} → claimed", ticket_id=ticket.id)
     if agent.tier < ticket.tier and not is_supervisor(agent):
         raise PermissionDenied("this ticket needs a higher tier", ticket_id=ticket.id)
+    values: dict[str, object] = dict(owner_id=agent.id, state=TicketState.OPEN, claimed_at=now,
+                                     team_id=ticket.team_id or agent.team_id,
+                                     version=Ticket.version + 1)
+    if ticket.assignee_id == agent.id:
+        values["assignee_id"] = None  # the escalation helper became the owner: one role only
     result = session.execute(
         update(Ticket)
         .where(Ticket.id == ticket.id, Ticket.owner_id.is_(None),
                Ticket.state == TicketState.NEW)
-        .values(owner_id=agent.id, state=TicketState.OPEN, claimed_at=now,
-                team_id=ticket.team_id or agent.team_id, version=Ticket.version + 1)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:

@@ -7,10 +7,12 @@ ticket (``NotEligible`` with ``context['route']``). The rules themselves live in
 
 Double submissions are harmless: the same idempotency key returns the same request, and the
 order row lock plus the one-active-refund-per-order index let only one request through.
+Every real change tells the customer the result (``refund_notices``); a replay tells nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ticketing import audit, orders
+from ticketing import audit, orders, refund_notices, tickets
 from ticketing.clock import utcnow
 from ticketing.errors import (
     AgentNotFound,
@@ -36,6 +38,8 @@ from ticketing.i18n import Text
 from ticketing.models import (
     ACTIVE_REFUND_STATES,
     Agent,
+    Category,
+    Channel,
     Order,
     OrderItem,
     OrderState,
@@ -44,9 +48,9 @@ from ticketing.models import (
     RefundMethod,
     RefundRequest,
     RefundState,
+    Ticket,
 )
 from ticketing.refund_rules import (
-    REASON_LABELS,
     SHOP_TIMEZONE,
     Eligibility,
     RefundReason,
@@ -58,7 +62,20 @@ from ticketing.refund_rules import (
     explain_refund,
     parse_method,
     parse_reason,
+    reason_label,
 )
+from ticketing.refund_stats import (  # re-exported: part of this module's documented API
+    ReasonCount,
+    RepeatedRefunds,
+    customers_with_repeated_refunds,
+    refund_reason_stats,
+)
+
+__all__ = [
+    "Eligibility", "ReasonCount", "RefundStatus", "RepeatedRefunds", "Route",
+    "check_eligibility", "complete", "customers_with_repeated_refunds",
+    "open_after_sales_ticket", "refund_reason_stats", "request_refund", "review", "status",
+]
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -230,6 +247,7 @@ def request_refund(
         order.cancelled_at = now
         _finish(session, refund, order, actor_type="system", actor_id=None, now=now)
     session.flush()
+    refund_notices.notify(session, refund=refund, order_number=order.number, now=now)
     return refund
 
 
@@ -290,6 +308,8 @@ def review(
         details={"approved": approve, "order_id": refund.order_id, "note": note[:200]},
     )
     session.flush()
+    number = session.scalar(select(Order.number).where(Order.id == refund.order_id))
+    refund_notices.notify(session, refund=refund, order_number=number or "", now=now)
     return refund
 
 
@@ -318,6 +338,7 @@ def complete(
     _finish(session, refund, order, actor_type="agent" if agent_id else "system",
             actor_id=agent_id, now=now)
     session.flush()
+    refund_notices.notify(session, refund=refund, order_number=order.number, now=now)
     return refund
 
 
@@ -356,58 +377,53 @@ def status(
     ]
 
 
-@dataclass(frozen=True)
-class ReasonCount:
-    reason: str
-    label: Text
-    requests: int
-    refunded_cents: int  # money actually paid back for this reason
+# --- after-sales ---------------------------------------------------------------------------------
+AFTER_SALES_SUBJECT = Text(
+    "售后申请：订单 {number}（{reason}）", "After-sales request: order {number} ({reason})"
+)
 
 
-def refund_reason_stats(session: Session, *, since: datetime, until: datetime) -> list[ReasonCount]:
-    """Requests per reason in [since, until), most frequent first (SPEC 4.3 manager report)."""
-    done = func.sum(func.coalesce(RefundRequest.amount_cents, 0)).filter(
-        RefundRequest.state == RefundState.DONE
+def open_after_sales_ticket(
+    session: Session,
+    *,
+    customer_id: int,
+    order_number: str,
+    reason: RefundReason | str,
+    description: str = "",
+    channel: Channel | str,
+    conversation_id: str | None = None,
+    language: str = "zh",
+    transcript: Iterable[Mapping[str, object]] = (),
+    now: datetime | None = None,
+) -> Ticket:
+    """The "outside the rules" route of SPEC 4.3: a human decides, so open a ticket for them.
+
+    Eligibility is checked again here (the bot's earlier answer may be stale): an order that can
+    be refunded directly is refused with ``Conflict`` (``context['route']`` says how), one with
+    nothing to refund or a refund under way with the same errors ``request_refund`` raises.
+    Asking twice returns the same live ticket (the new contact is appended to it).
+    """
+    now = now or utcnow()
+    number = orders.parse_order_number(order_number)
+    parsed = parse_reason(reason)
+    description = check_reason_text(parsed, description)
+    order = _load_order(session, customer_id=customer_id, number=number, lock=False)
+    eligibility = _assess(session, order, parsed, now, SHOP_TIMEZONE)
+    if eligibility.can_request:
+        raise Conflict("the order can be refunded directly; request a refund instead",
+                       route=eligibility.route.value, order_number=order.number,
+                       explanation=eligibility.explanation)
+    if eligibility.route is not Route.AFTER_SALES_TICKET:
+        _refuse(eligibility, order)
+    turns = list(transcript)
+    if description:
+        turns.append({"author_type": "customer", "body": description, "at": now})
+    subject = AFTER_SALES_SUBJECT.get(language, number=order.number,
+                                      reason=reason_label(parsed.value, language))
+    return tickets.create_ticket(
+        session, customer_id=customer_id, subject=subject, channel=channel, language=language,
+        category=Category(eligibility.ticket_category or Category.REFUND.value),
+        conversation_id=conversation_id, order_id=order.id, transcript=turns,
+        text=f"{subject} {description}".strip(), dedupe=True, now=now,
     )
-    rows = session.execute(
-        select(RefundRequest.reason, func.count(), done)
-        .where(RefundRequest.created_at >= since, RefundRequest.created_at < until)
-        .group_by(RefundRequest.reason)
-    ).all()
-    counts = [
-        ReasonCount(reason, _label(reason), n, int(paid or 0)) for reason, n, paid in rows
-    ]
-    return sorted(counts, key=lambda c: (-c.requests, c.reason))
 
-
-def _label(code: str) -> Text:
-    try:
-        return REASON_LABELS[RefundReason(code)]
-    except ValueError:
-        return Text(code, code)
-
-
-@dataclass(frozen=True)
-class RepeatedRefunds:
-    customer_id: int
-    requests: int
-    amount_cents: int
-
-
-def customers_with_repeated_refunds(
-    session: Session, *, since: datetime, threshold: int = 3, until: datetime | None = None
-) -> list[RepeatedRefunds]:
-    """Customers with ``threshold`` or more refund requests since ``since`` (SPEC 4.4 alert)."""
-    if threshold < 1:
-        raise ValidationError("threshold must be at least 1", field="threshold")
-    query = (
-        select(RefundRequest.customer_id, func.count(), func.sum(RefundRequest.amount_cents))
-        .where(RefundRequest.created_at >= since)
-        .group_by(RefundRequest.customer_id)
-        .having(func.count() >= threshold)
-    )
-    if until is not None:
-        query = query.where(RefundRequest.created_at < until)
-    rows = session.execute(query).all()
-    found = [RepeatedRefunds(cid, n, int(total or 0)) for cid, n, total in rows]
-    return sorted(found, key=lambda r: (-r.requests, r.customer_id))

@@ -2,6 +2,8 @@
 
 A team serves a tier and a list of categories ("*" for all). An agent is available when
 online and below their ``max_open_tickets``; load counts live tickets they own or assist on.
+First-contact ownership (SPEC 5.2) comes first: a new ticket about an order goes back to the
+agent who owned the customer's earlier ticket on that order, if they are free to take it.
 """
 
 from __future__ import annotations
@@ -13,8 +15,19 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ticketing import ownership, tickets
+from ticketing import notifications, ownership, tickets
+from ticketing.i18n import Text
 from ticketing.models import Agent, Availability, Category, Team, Ticket, TicketState
+
+ASSIGNED_TO_YOU = Text(
+    zh="工单 {number} 已自动分配给您。",
+    en="Ticket {number} was assigned to you automatically.",
+)
+RETURNED_TO_OWNER = Text(
+    zh="工单 {number} 已自动分配给您：该客户此前关于同一订单的工单由您负责。",
+    en="Ticket {number} was assigned to you automatically: you owned this customer's "
+    "earlier ticket about the same order.",
+)
 
 
 def serves(team: Team, category: Category | str) -> bool:
@@ -70,19 +83,58 @@ def pick_agent(
     )
 
 
+def is_available(session: Session, agent: Agent) -> bool:
+    """Online and below their ``max_open_tickets``."""
+    if agent.availability is not Availability.ONLINE:
+        return False
+    return loads(session, [agent.id])[agent.id] < agent.max_open_tickets
+
+
+def previous_owner(session: Session, *, ticket: Ticket) -> Agent | None:
+    """The owner of the customer's newest other ticket about the same order, if that agent
+    is available and may take this ticket (tier high enough, or a supervisor).
+
+    Tickets without an order have no "same matter" to follow, so they get None.
+    """
+    if ticket.order_id is None:
+        return None
+    owner_id = session.scalar(
+        select(Ticket.owner_id)
+        .where(Ticket.customer_id == ticket.customer_id, Ticket.order_id == ticket.order_id,
+               Ticket.id != ticket.id, Ticket.owner_id.is_not(None))
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(1)
+    )
+    agent = session.get(Agent, owner_id) if owner_id is not None else None
+    if agent is None or (agent.tier < ticket.tier and not ownership.is_supervisor(agent)):
+        return None
+    return agent if is_available(session, agent) else None
+
+
 def auto_assign(
     session: Session, *, ticket_id: int, now: datetime | None = None
 ) -> Ticket | None:
-    """Dispatch a new ticket to an available agent of its tier (claimed on their behalf).
+    """Dispatch a new ticket: to the previous owner of the same order's ticket if free, else
+    to the least-loaded available agent of its tier and category. The claim is made on the
+    agent's behalf (event source "auto") and the agent is notified.
 
-    Returns None, writing nothing, when the ticket is already owned or nobody is free.
+    Returns None, writing nothing, when the ticket is already owned or nobody is free. Two
+    dispatchers racing for one ticket are settled by the claim's conditional UPDATE: the loser
+    gets AlreadyClaimed. The load cap is checked before claiming, so concurrent dispatchers may
+    overshoot ``max_open_tickets`` by a ticket or two; it is a target, not a lock.
     """
     ticket = tickets.get_ticket(session, ticket_id)
     if ticket.owner_id is not None or ticket.state is not TicketState.NEW:
         return None
-    agent = pick_agent(session, tier=ticket.tier, category=ticket.category,
-                       supervisor_fallback=False)
+    agent = previous_owner(session, ticket=ticket)
+    text = RETURNED_TO_OWNER
+    if agent is None:
+        agent = pick_agent(session, tier=ticket.tier, category=ticket.category,
+                           supervisor_fallback=False)
+        text = ASSIGNED_TO_YOU
     if agent is None:
         return None
-    return ownership.claim(session, ticket_id=ticket.id, agent_id=agent.id, source="auto",
-                           now=now)
+    ownership.claim(session, ticket_id=ticket.id, agent_id=agent.id, source="auto", now=now)
+    notifications.notify(session, agent_id=agent.id, kind="assigned", text=text,
+                         ticket_id=ticket.id, values={"number": ticket.number}, now=now)
+    return ticket

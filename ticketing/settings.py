@@ -46,6 +46,7 @@ class Settings:
     worker_interval_seconds: float = 5.0
     followup_after_hours: float = 24.0
     reopen_window_days: float = 7.0
+    auto_assign_after_seconds: float | None = 600.0  # None = no automatic dispatch
     desk_host: str = "127.0.0.1"
     desk_port: int = 8080
     extra: dict[str, str] = field(default_factory=dict)
@@ -59,6 +60,22 @@ def _decode_key(raw: str) -> bytes:
     if len(key) != 32:
         raise ConfigurationError("KEFU_PII_KEY must decode to 32 bytes (AES-256)")
     return key
+
+
+def parse_auto_assign_after(raw: str | None) -> float | None:
+    """``KEFU_AUTO_ASSIGN_AFTER``: seconds a ticket may wait unclaimed before the worker
+    dispatches it (default 600, 0 = at once); "off" or a negative number turns dispatch off."""
+    if raw is None or not raw.strip():
+        return 600.0
+    if raw.strip().lower() in ("off", "no", "false", "none"):
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError as exc:
+        raise ConfigurationError("KEFU_AUTO_ASSIGN_AFTER must be seconds or 'off'") from exc
+    if seconds != seconds or seconds == float("inf"):  # NaN or inf: surely a mistake
+        raise ConfigurationError("KEFU_AUTO_ASSIGN_AFTER must be a finite number of seconds")
+    return None if seconds < 0 else seconds
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -77,6 +94,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         worker_interval_seconds=float(env.get("KEFU_WORKER_INTERVAL", "5")),
         followup_after_hours=float(env.get("KEFU_FOLLOWUP_AFTER_HOURS", "24")),
         reopen_window_days=float(env.get("KEFU_REOPEN_WINDOW_DAYS", "7")),
+        auto_assign_after_seconds=parse_auto_assign_after(env.get("KEFU_AUTO_ASSIGN_AFTER")),
         desk_host=env.get("KEFU_DESK_HOST", "127.0.0.1"),
         desk_port=int(env.get("KEFU_DESK_PORT", "8080")),
     )

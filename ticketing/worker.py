@@ -1,4 +1,5 @@
-"""The worker: fires due SLA timers (warnings, breaches), follow-ups and survey reminders.
+"""The worker: fires due SLA timers (warnings, breaches), follow-ups and survey reminders,
+and dispatches tickets nobody claimed in time (:mod:`ticketing.dispatch`).
 
 Each timer is fired in its own transaction: :func:`ticketing.sla.fire` wins the timer by
 compare-and-set and the handler's side effects (notification, escalation, outbox message)
@@ -16,13 +17,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ticketing import csat, escalation, notifications, sla, timer_index
+from ticketing import csat, dispatch, escalation, notifications, sla, timer_index
 from ticketing.clock import utcnow
 from ticketing.errors import ConfigurationError, KefuError
 from ticketing.i18n import Text
@@ -114,6 +115,7 @@ class RunReport:
     lost: int = 0  # confirmed due, but another worker (or a change) got there first
     failed: int = 0  # handler raised: rolled back, retried next round
     source: str = ""
+    dispatch: dispatch.DispatchReport = field(default_factory=dispatch.DispatchReport)
 
     @property
     def total_fired(self) -> int:
@@ -188,12 +190,14 @@ def run_once(session_factory: sessionmaker[Session], *, due_source: timer_index.
 
 
 class Worker:
-    """The loop: keep the index built, fire what is due, reconcile now and then, stop on SIGTERM."""
+    """The loop: keep the index built, fire what is due, dispatch unclaimed tickets, reconcile
+    now and then, stop on SIGTERM. ``auto_assign_after`` None leaves dispatch to people."""
 
     def __init__(self, session_factory: sessionmaker[Session], *, index: timer_index.RedisTimerIndex | None,
                  handlers: Mapping[sla.Action, Handler] = DEFAULT_HANDLERS, interval: float = 5.0,
                  batch: int = 500, reconcile_every: float = RECONCILE_EVERY_SECONDS,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 auto_assign_after: timedelta | None = dispatch.DEFAULT_AFTER) -> None:
         self.session_factory = session_factory
         self.index = index
         self.database = timer_index.DatabaseDueSource(session_factory)
@@ -202,6 +206,7 @@ class Worker:
         self.batch = batch
         self.reconcile_every = reconcile_every
         self.clock = clock
+        self.auto_assign_after = auto_assign_after
         self.stopping = threading.Event()
         self._last_reconcile = float("-inf")
 
@@ -228,7 +233,16 @@ class Worker:
                 log.info("fired %s from %s (%d lost to other workers, %d failed)",
                          report.fired, report.source, report.lost, report.failed)
             if report.candidates < self.batch or self.stopping.is_set() or report.total_fired == 0:
-                return report
+                break
+        if self.auto_assign_after is not None and not self.stopping.is_set():
+            report.dispatch = dispatch.drain(self.session_factory, after=self.auto_assign_after,
+                                             now=self.clock(), batch=self.batch,
+                                             stopping=self.stopping.is_set)
+            d = report.dispatch
+            if d.dispatched or d.failed:
+                log.info("dispatched %d tickets (%d wait for a free agent, %d lost to others, "
+                         "%d failed)", d.dispatched, d.undispatched, d.lost, d.failed)
+        return report
 
     def run(self) -> None:
         log.info("worker started (interval %.1fs, index %s)", self.interval,
@@ -264,10 +278,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         index = timer_index.RedisTimerIndex(redis.Redis.from_url(settings.redis_url, decode_responses=True))
         timer_index.install(session_factory, index)  # the worker's own changes update the index
     worker = Worker(session_factory, index=index, interval=settings.worker_interval_seconds,
-                    batch=args.batch)
+                    batch=args.batch,
+                    auto_assign_after=dispatch.after_from_seconds(settings.auto_assign_after_seconds))
     if args.once:
         report = worker.step()
-        log.info("one round: %d candidates, fired %s", report.candidates, report.fired)
+        log.info("one round: %d candidates, fired %s, dispatched %d (%d undispatched)",
+                 report.candidates, report.fired, report.dispatch.dispatched,
+                 report.dispatch.undispatched)
         return 0
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

@@ -175,3 +175,13 @@ def test_auto_assign_picks_the_least_loaded_available_agent_of_the_tier(session,
     assert routing.auto_assign(session, ticket_id=third.id, now=NOW) is None
     assert snapshot(session, third) == before
     assert routing.auto_assign(session, ticket_id=fresh.id, now=NOW) is None  # already owned
+
+
+def test_escalation_helper_who_claims_becomes_owner_only(session, make) -> None:
+    desk = build_desk(make)
+    ticket = new_ticket(session, make)
+    ticket.assignee_id = desk.supervisor.id  # escalated while still unclaimed
+    session.flush()
+    ownership.claim(session, ticket_id=ticket.id, agent_id=desk.supervisor.id, now=NOW)
+    assert ticket.owner_id == desk.supervisor.id
+    assert ticket.assignee_id is None

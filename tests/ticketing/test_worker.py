@@ -198,3 +198,27 @@ def test_module_entry_point_runs_one_round(tmp_path, monkeypatch) -> None:
     with factory() as s:
         assert set(s.scalars(select(SlaTimer.status))) == {TimerStatus.DONE}
     engine.dispose()
+
+
+@pytest.mark.parametrize(("setting", "dispatched"), [(None, True), ("off", False)])
+def test_module_entry_point_dispatches_unless_turned_off(setting, dispatched, tmp_path,
+                                                         monkeypatch) -> None:
+    url = f"sqlite:///{tmp_path / 'worker.db'}"
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    factory = make_session_factory(engine)
+    with factory.begin() as s:
+        make = Factory(s, PiiCipher(TEST_KEY))
+        agent = make.agent(team=make.team(code="frontline", tier=1))
+        ticket_id = make_ticket(s, make.customer(), state=TicketState.NEW).id  # created long ago
+    monkeypatch.setenv("KEFU_DATABASE_URL", url)
+    monkeypatch.delenv("KEFU_REDIS_URL", raising=False)
+    monkeypatch.setenv("KEFU_PII_KEY", base64.b64encode(TEST_KEY).decode())
+    if setting is None:
+        monkeypatch.delenv("KEFU_AUTO_ASSIGN_AFTER", raising=False)
+    else:
+        monkeypatch.setenv("KEFU_AUTO_ASSIGN_AFTER", setting)
+    assert worker.main(["--once"]) == 0
+    with factory() as s:
+        assert s.get(Ticket, ticket_id).owner_id == (agent.id if dispatched else None)
+    engine.dispose()
