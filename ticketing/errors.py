@@ -156,6 +156,14 @@ class AlreadyRefunded(NotEligible, RefundInProgress):
     message_en = "This order has already been refunded in full."
 
 
+class DirectRefundAvailable(Conflict):
+    """An after-sales ticket was asked for an order the refund rules cover directly."""
+
+    code = "direct_refund_available"
+    message_zh = "这个订单可以直接申请退款，无需售后工单。"
+    message_en = "This order can be refunded directly; no after-sales ticket is needed."
+
+
 class AlreadyAnswered(Conflict):
     code = "already_answered"
     message_zh = "您已经评价过了，谢谢！"

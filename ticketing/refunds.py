@@ -26,6 +26,7 @@ from ticketing.errors import (
     AgentNotFound,
     AlreadyRefunded,
     Conflict,
+    DirectRefundAvailable,
     IllegalTransition,
     InvalidAmount,
     NotEligible,
@@ -410,7 +411,7 @@ def open_after_sales_ticket(
     order = _load_order(session, customer_id=customer_id, number=number, lock=False)
     eligibility = _assess(session, order, parsed, now, SHOP_TIMEZONE)
     if eligibility.can_request:
-        raise Conflict("the order can be refunded directly; request a refund instead",
+        raise DirectRefundAvailable("the order can be refunded directly; request a refund instead",
                        route=eligibility.route.value, order_number=order.number,
                        explanation=eligibility.explanation)
     if eligibility.route is not Route.AFTER_SALES_TICKET:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from ticketing import refunds
 from ticketing.clock import utcnow
 from ticketing.errors import (
-    AlreadyRefunded, Conflict, NotEligible, OrderNotFound, RefundInProgress, ValidationError,
+    AlreadyRefunded, Conflict, DirectRefundAvailable, NotEligible, OrderNotFound, RefundInProgress, ValidationError,
 )
 from ticketing.models import (
     Category, OrderState, RefundMethod, RefundRequest, Ticket, TicketMessage, TicketState,
@@ -70,7 +70,7 @@ def test_directly_refundable_order_is_refused_without_a_ticket(session, make) ->
     customer = make.customer()
     for state in (OrderState.PAID, OrderState.SHIPPED, OrderState.DELIVERED):
         order = make.order(customer=customer, state=state)
-        with pytest.raises(Conflict) as err:
+        with pytest.raises(DirectRefundAvailable) as err:
             open_ticket(session, order)
         assert not isinstance(err.value, NotEligible)
         assert err.value.context["route"] in ("cancel_and_refund", "return_and_refund")
