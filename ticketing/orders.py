@@ -47,12 +47,18 @@ def parse_order_number(raw: str) -> str:
     return digits
 
 
-def get_order(session: Session, *, customer_id: int, number: str) -> Order:
-    """The customer's own order by number; anybody else's is reported as not found."""
+def get_order(session: Session, *, customer_id: int, number: str, lock: bool = False) -> Order:
+    """The customer's own order by number; anybody else's is reported as not found.
+
+    ``lock`` takes the row lock that serialises money decisions on the order (refunds);
+    ``populate_existing`` then makes sure the row is judged as it is after the lock, not as a
+    stale copy already in the session.
+    """
     parsed = parse_order_number(number)
-    order = session.scalars(
-        select(Order).where(Order.number == parsed, Order.customer_id == customer_id)
-    ).one_or_none()
+    query = select(Order).where(Order.number == parsed, Order.customer_id == customer_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    order = session.scalars(query).one_or_none()
     if order is None:
         raise OrderNotFound()
     return order

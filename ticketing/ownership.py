@@ -164,7 +164,7 @@ def route_contact(
     The caller appends to it instead of opening a duplicate.
     """
     now = now or utcnow()
-    window = tickets.REOPEN_WINDOW if window is None else window
+    window = tickets.default_reopen_window() if window is None else window
     order_match = Ticket.order_id.is_(None) if order_id is None else Ticket.order_id == order_id
     stmt = (
         select(Ticket)

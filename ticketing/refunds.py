@@ -12,7 +12,6 @@ Every real change tells the customer the result (``refund_notices``); a replay t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,17 +19,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ticketing import audit, orders, refund_notices, tickets
+from ticketing import audit, orders, refund_notices
 from ticketing.clock import utcnow
 from ticketing.errors import (
     AgentNotFound,
     AlreadyRefunded,
     Conflict,
-    DirectRefundAvailable,
     IllegalTransition,
     InvalidAmount,
     NotEligible,
-    OrderNotFound,
     RefundInProgress,
     RefundNotFound,
     ValidationError,
@@ -39,8 +36,6 @@ from ticketing.i18n import Text
 from ticketing.models import (
     ACTIVE_REFUND_STATES,
     Agent,
-    Category,
-    Channel,
     Order,
     OrderItem,
     OrderState,
@@ -49,7 +44,6 @@ from ticketing.models import (
     RefundMethod,
     RefundRequest,
     RefundState,
-    Ticket,
 )
 from ticketing.refund_rules import (
     SHOP_TIMEZONE,
@@ -63,36 +57,15 @@ from ticketing.refund_rules import (
     explain_refund,
     parse_method,
     parse_reason,
-    reason_label,
-)
-from ticketing.refund_stats import (  # re-exported: part of this module's documented API
-    ReasonCount,
-    RepeatedRefunds,
-    customers_with_repeated_refunds,
-    refund_reason_stats,
 )
 
 __all__ = [
-    "Eligibility", "ReasonCount", "RefundStatus", "RepeatedRefunds", "Route",
-    "check_eligibility", "complete", "customers_with_repeated_refunds",
-    "open_after_sales_ticket", "refund_reason_stats", "request_refund", "review", "status",
+    "Eligibility", "RefundStatus", "Route", "assess_order", "check_eligibility", "complete",
+    "refuse", "request_refund", "review", "status",
 ]
 
 
 # --- reading -----------------------------------------------------------------------------------
-def _load_order(session: Session, *, customer_id: int, number: str, lock: bool) -> Order:
-    """The customer's order; someone else's is as missing as a wrong number."""
-    query = select(Order).where(Order.number == number, Order.customer_id == customer_id)
-    if lock:
-        # The lock serialises every refund decision for this order; populate_existing makes
-        # sure we judge the row as it is after the lock, not a stale copy in the session.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    order = session.scalars(query).one_or_none()
-    if order is None:
-        raise OrderNotFound(order_number=number)
-    return order
-
-
 def _active_refund(session: Session, order: Order) -> RefundRequest | None:
     return session.scalars(
         select(RefundRequest).where(
@@ -112,7 +85,7 @@ def _all_items_returnable(session: Session, order: Order) -> bool:
     return not excluded
 
 
-def _assess(session: Session, order: Order, reason: RefundReason | None, now: datetime,
+def assess_order(session: Session, order: Order, reason: RefundReason | None, now: datetime,
             timezone: str) -> Eligibility:
     return assess(
         order=order,
@@ -136,8 +109,8 @@ def check_eligibility(
     """Which route the order would take, so the bot can explain before asking anything."""
     number = orders.parse_order_number(order_number)
     parsed = None if reason is None else parse_reason(reason)
-    order = _load_order(session, customer_id=customer_id, number=number, lock=False)
-    return _assess(session, order, parsed, now or utcnow(), timezone)
+    order = orders.get_order(session, customer_id=customer_id, number=number)
+    return assess_order(session, order, parsed, now or utcnow(), timezone)
 
 
 # --- applying ----------------------------------------------------------------------------------
@@ -153,7 +126,7 @@ def _replay(session: Session, key: str, *, customer_id: int, order: Order) -> Re
     return existing
 
 
-def _refuse(eligibility: Eligibility, order: Order) -> None:
+def refuse(eligibility: Eligibility, order: Order) -> None:
     """Raise the error a route that cannot take a request stands for."""
     context = {
         "route": eligibility.route.value,
@@ -196,13 +169,13 @@ def request_refund(
     key = check_key(idempotency_key)
     reason_text = check_reason_text(parsed_reason, reason_text)
 
-    order = _load_order(session, customer_id=customer_id, number=number, lock=True)
+    order = orders.get_order(session, customer_id=customer_id, number=number, lock=True)
     existing = _replay(session, key, customer_id=customer_id, order=order)
     if existing is not None:
         return existing
-    eligibility = _assess(session, order, parsed_reason, now, SHOP_TIMEZONE)
+    eligibility = assess_order(session, order, parsed_reason, now, SHOP_TIMEZONE)
     if not eligibility.can_request:
-        _refuse(eligibility, order)
+        refuse(eligibility, order)
     amount = check_amount(amount_cents, eligibility)
 
     refund = RefundRequest(
@@ -368,63 +341,10 @@ def status(
         .order_by(RefundRequest.created_at.desc(), RefundRequest.id.desc())
     )
     if order_number is not None:
-        order = _load_order(session, customer_id=customer_id,
-                            number=orders.parse_order_number(order_number), lock=False)
+        order = orders.get_order(session, customer_id=customer_id, number=order_number)
         query = query.where(RefundRequest.order_id == order.id)
     return [
         RefundStatus(r.id, number, r.state, r.kind, r.reason, r.amount_cents, r.method,
                      r.created_at, explain_refund(r))
         for r, number in session.execute(query).all()
     ]
-
-
-# --- after-sales ---------------------------------------------------------------------------------
-AFTER_SALES_SUBJECT = Text(
-    "售后申请：订单 {number}（{reason}）", "After-sales request: order {number} ({reason})"
-)
-
-
-def open_after_sales_ticket(
-    session: Session,
-    *,
-    customer_id: int,
-    order_number: str,
-    reason: RefundReason | str,
-    description: str = "",
-    channel: Channel | str,
-    conversation_id: str | None = None,
-    language: str = "zh",
-    transcript: Iterable[Mapping[str, object]] = (),
-    now: datetime | None = None,
-) -> Ticket:
-    """The "outside the rules" route of SPEC 4.3: a human decides, so open a ticket for them.
-
-    Eligibility is checked again here (the bot's earlier answer may be stale): an order that can
-    be refunded directly is refused with ``Conflict`` (``context['route']`` says how), one with
-    nothing to refund or a refund under way with the same errors ``request_refund`` raises.
-    Asking twice returns the same live ticket (the new contact is appended to it).
-    """
-    now = now or utcnow()
-    number = orders.parse_order_number(order_number)
-    parsed = parse_reason(reason)
-    description = check_reason_text(parsed, description)
-    order = _load_order(session, customer_id=customer_id, number=number, lock=False)
-    eligibility = _assess(session, order, parsed, now, SHOP_TIMEZONE)
-    if eligibility.can_request:
-        raise DirectRefundAvailable("the order can be refunded directly; request a refund instead",
-                       route=eligibility.route.value, order_number=order.number,
-                       explanation=eligibility.explanation)
-    if eligibility.route is not Route.AFTER_SALES_TICKET:
-        _refuse(eligibility, order)
-    turns = list(transcript)
-    if description:
-        turns.append({"author_type": "customer", "body": description, "at": now})
-    subject = AFTER_SALES_SUBJECT.get(language, number=order.number,
-                                      reason=reason_label(parsed.value, language))
-    return tickets.create_ticket(
-        session, customer_id=customer_id, subject=subject, channel=channel, language=language,
-        category=Category(eligibility.ticket_category or Category.REFUND.value),
-        conversation_id=conversation_id, order_id=order.id, transcript=turns,
-        text=f"{subject} {description}".strip(), dedupe=True, now=now,
-    )
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,10 +79,34 @@ def parse_auto_assign_after(raw: str | None) -> float | None:
     return None if seconds < 0 else seconds
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """The settings time arithmetic needs (SLA clocks, follow-ups), readable without the PII
+    key, which such code has no business loading."""
+
+    timezone: str = "Asia/Shanghai"
+    business_hours: str | None = None
+    followup_after_hours: float = 24.0
+    reopen_window_days: float = 7.0
+
+
+def load_schedule(environ: Mapping[str, str] | None = None) -> ScheduleSettings:
+    """``KEFU_TIMEZONE``, ``KEFU_BUSINESS_HOURS``, ``KEFU_FOLLOWUP_AFTER_HOURS`` and
+    ``KEFU_REOPEN_WINDOW_DAYS``."""
+    env = os.environ if environ is None else environ
+    return ScheduleSettings(
+        timezone=env.get("KEFU_TIMEZONE", "Asia/Shanghai"),
+        business_hours=env.get("KEFU_BUSINESS_HOURS") or None,
+        followup_after_hours=float(env.get("KEFU_FOLLOWUP_AFTER_HOURS", "24")),
+        reopen_window_days=float(env.get("KEFU_REOPEN_WINDOW_DAYS", "7")),
+    )
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``environ`` (default: the process environment)."""
     env = os.environ if environ is None else environ
     var = _var_dir()
+    schedule = load_schedule(env)
     database_url = env.get("KEFU_DATABASE_URL") or f"sqlite:///{var / 'kefu.db'}"
     redis_url = env.get("KEFU_REDIS_URL") or None
     pii_key = _decode_key(env.get("KEFU_PII_KEY") or _dev_key("pii.key"))
@@ -89,11 +114,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         database_url=database_url,
         redis_url=redis_url,
         pii_key=pii_key,
-        timezone=env.get("KEFU_TIMEZONE", "Asia/Shanghai"),
-        business_hours=env.get("KEFU_BUSINESS_HOURS") or None,
+        timezone=schedule.timezone,
+        business_hours=schedule.business_hours,
         worker_interval_seconds=float(env.get("KEFU_WORKER_INTERVAL", "5")),
-        followup_after_hours=float(env.get("KEFU_FOLLOWUP_AFTER_HOURS", "24")),
-        reopen_window_days=float(env.get("KEFU_REOPEN_WINDOW_DAYS", "7")),
+        followup_after_hours=schedule.followup_after_hours,
+        reopen_window_days=schedule.reopen_window_days,
         auto_assign_after_seconds=parse_auto_assign_after(env.get("KEFU_AUTO_ASSIGN_AFTER")),
         desk_host=env.get("KEFU_DESK_HOST", "127.0.0.1"),
         desk_port=int(env.get("KEFU_DESK_PORT", "8080")),

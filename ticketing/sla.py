@@ -10,7 +10,6 @@ count every breach. Firing is a compare-and-set in :func:`fire`, safe with many 
 from __future__ import annotations
 
 import enum
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ticketing import business_hours, timer_index
+from ticketing import business_hours, settings, timer_index
 from ticketing.clock import utcnow
 from ticketing.errors import ValidationError
 from ticketing.i18n import Text
@@ -94,14 +93,11 @@ class SlaConfig:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> SlaConfig:
-        """Read the same ``KEFU_*`` variables as :func:`ticketing.settings.load_settings`
-        (without needing the PII key, which SLA arithmetic has no business reading)."""
-        env = os.environ if environ is None else environ
-        calendar = business_hours.calendar_for(
-            env.get("KEFU_BUSINESS_HOURS") or None, env.get("KEFU_TIMEZONE", "Asia/Shanghai")
-        )
-        hours = float(env.get("KEFU_FOLLOWUP_AFTER_HOURS", "24"))
-        return cls(calendar=calendar, followup_after=timedelta(hours=hours))
+        """From the ``KEFU_*`` schedule variables (:func:`ticketing.settings.load_schedule`)."""
+        schedule = settings.load_schedule(environ)
+        calendar = business_hours.calendar_for(schedule.business_hours, schedule.timezone)
+        return cls(calendar=calendar,
+                   followup_after=timedelta(hours=schedule.followup_after_hours))
 
 
 def _config(config: SlaConfig | None) -> SlaConfig:

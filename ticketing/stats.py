@@ -13,7 +13,6 @@ the same code runs on SQLite and PostgreSQL. A percentage with nothing to divide
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, tzinfo

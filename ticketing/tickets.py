@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ticketing import csat, notifications, outbox, ownership, sla
+from ticketing import csat, notifications, outbox, ownership, settings, sla
 from ticketing.clock import aware, utcnow
 from ticketing.errors import (
     CustomerNotFound,
@@ -41,12 +41,15 @@ from ticketing.triage import (  # re-exported: part of this module's documented 
 )
 
 __all__ = [
-    "ACTIVE_STATES", "ALLOWED", "REOPEN_WINDOW", "add_customer_message", "agent_reply", "classify",
+    "ACTIVE_STATES", "ALLOWED", "default_reopen_window", "add_customer_message", "agent_reply", "classify",
     "close", "create_ticket", "derive_priority", "get_ticket", "record_event", "reopen",
     "solve", "starting_tier", "ticket_number", "transition", "wait_for_customer",
 ]
 
-REOPEN_WINDOW = timedelta(days=7)  # settings.reopen_window_days; callers may pass their own
+def default_reopen_window() -> timedelta:
+    """How long after solving a customer's contact reopens the ticket to its owner
+    (``KEFU_REOPEN_WINDOW_DAYS``, default 7 days); callers may pass their own."""
+    return timedelta(days=settings.load_schedule().reopen_window_days)
 _CHINA = timezone(timedelta(hours=8))  # ticket numbers carry the shop's date (no DST in China)
 
 CUSTOMER_WROTE = Text(
@@ -119,7 +122,7 @@ def create_ticket(
     created_by_agent_id: int | None = None,
     text: str | None = None,
     dedupe: bool = False,
-    reopen_window: timedelta = REOPEN_WINDOW,
+    reopen_window: timedelta | None = None,
     now: datetime | None = None,
 ) -> Ticket:
     """Open a ticket from a bot handoff (with its transcript) or from an agent at the desk.
@@ -210,11 +213,12 @@ def create_ticket(
     return ticket
 
 
-def _within_window(ticket: Ticket, now: datetime, window: timedelta) -> bool:
+def _within_window(ticket: Ticket, now: datetime, window: timedelta | None) -> bool:
+    window = default_reopen_window() if window is None else window
     return ticket.solved_at is not None and aware(ticket.solved_at) >= now - window
 
 
-def _check_contact_allowed(ticket: Ticket, now: datetime, window: timedelta) -> None:
+def _check_contact_allowed(ticket: Ticket, now: datetime, window: timedelta | None) -> None:
     if ticket.state is TicketState.CLOSED or (
         ticket.state is TicketState.SOLVED and not _within_window(ticket, now, window)
     ):
@@ -230,8 +234,8 @@ def _notify_workers(session: Session, *, ticket: Ticket, kind: str, text: Text,
                                  ticket_id=ticket.id, values=values, now=now)
 
 
-def _customer_contact(session: Session, *, ticket: Ticket, excerpt: str, window: timedelta,
-                      now: datetime) -> None:
+def _customer_contact(session: Session, *, ticket: Ticket, excerpt: str,
+                      window: timedelta | None, now: datetime) -> None:
     """The customer wrote again: back to the owner (reopening a solved ticket), clocks on."""
     if ticket.state is TicketState.SOLVED:
         reopen(session, ticket_id=ticket.id, actor_type="customer", actor_id=ticket.customer_id,
@@ -250,7 +254,7 @@ def add_customer_message(
     ticket_id: int,
     body: str,
     attachments: list[dict[str, str]] | None = None,
-    reopen_window: timedelta = REOPEN_WINDOW,
+    reopen_window: timedelta | None = None,
     now: datetime | None = None,
 ) -> TicketMessage:
     """Store the customer's message; closed or long-solved tickets refuse (start a new one)."""
@@ -335,7 +339,7 @@ def solve(
 
 def reopen(
     session: Session, *, ticket_id: int, actor_type: str, actor_id: int | None, reason: str,
-    reopen_window: timedelta = REOPEN_WINDOW, now: datetime | None = None,
+    reopen_window: timedelta | None = None, now: datetime | None = None,
 ) -> Ticket:
     """Solved → open, back to the same owner. Customers may reopen only within the window."""
     now = now or utcnow()

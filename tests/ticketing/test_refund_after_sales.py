@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from ticketing import refunds
+from ticketing import after_sales, refunds
 from ticketing.clock import utcnow
 from ticketing.errors import (
-    AlreadyRefunded, Conflict, DirectRefundAvailable, NotEligible, OrderNotFound, RefundInProgress, ValidationError,
+    AlreadyRefunded, DirectRefundAvailable, NotEligible, OrderNotFound, RefundInProgress, ValidationError,
 )
 from ticketing.models import (
     Category, OrderState, RefundMethod, RefundRequest, Ticket, TicketMessage, TicketState,
@@ -23,7 +23,7 @@ def open_ticket(session, order, **kw):
     args = dict(customer_id=order.customer_id, order_number=order.number, reason="changed_mind",
                 channel="telegram", conversation_id="telegram:1", now=NOW)
     args.update(kw)
-    return refunds.open_after_sales_ticket(session, **args)
+    return after_sales.open_after_sales_ticket(session, **args)
 
 
 def ticket_count(session) -> int:

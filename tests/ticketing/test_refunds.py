@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ticketing import refunds
+from ticketing import refund_stats, refunds
 from ticketing.clock import utcnow
 from ticketing.errors import (
     AgentNotFound,
@@ -490,7 +490,7 @@ def test_reason_stats_count_requests_in_window(session, make, customer) -> None:
     place("quality", NOW - timedelta(days=2))
     place("wrong_size", NOW - timedelta(days=1), OrderState.PAID)  # done: money counted
     place("quality", NOW - timedelta(days=40))  # outside the window
-    stats = refunds.refund_reason_stats(session, since=NOW - timedelta(days=30), until=NOW)
+    stats = refund_stats.refund_reason_stats(session, since=NOW - timedelta(days=30), until=NOW)
     assert [(s.reason, s.requests, s.refunded_cents) for s in stats] == [
         ("quality", 2, 0), ("wrong_size", 1, 19900)]
     assert stats[0].label.zh == "质量问题"
@@ -505,12 +505,12 @@ def test_repeated_refunds_alert(session, make, customer) -> None:
         now=NOW - timedelta(days=60))
     for i in range(2):
         ask(session, make.order(customer=other), idempotency_key=f"b{i}")
-    found = refunds.customers_with_repeated_refunds(session, since=NOW - timedelta(days=30))
+    found = refund_stats.customers_with_repeated_refunds(session, since=NOW - timedelta(days=30))
     assert [(f.customer_id, f.requests, f.amount_cents) for f in found] == [
         (customer.id, 3, 3 * 19900)]
-    assert {f.customer_id for f in refunds.customers_with_repeated_refunds(
+    assert {f.customer_id for f in refund_stats.customers_with_repeated_refunds(
         session, since=NOW - timedelta(days=30), threshold=2)} == {customer.id, other.id}
-    assert refunds.customers_with_repeated_refunds(
+    assert refund_stats.customers_with_repeated_refunds(
         session, since=NOW - timedelta(days=90), until=NOW - timedelta(days=30)) == []
     with pytest.raises(ValidationError):
-        refunds.customers_with_repeated_refunds(session, since=NOW, threshold=0)
+        refund_stats.customers_with_repeated_refunds(session, since=NOW, threshold=0)

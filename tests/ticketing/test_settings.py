@@ -39,3 +39,21 @@ def test_bad_key_is_a_clear_error(bad: str, tmp_path: Path, monkeypatch) -> None
     monkeypatch.setenv("KEFU_VAR_DIR", str(tmp_path))
     with pytest.raises(ConfigurationError):
         load_settings({"KEFU_PII_KEY": bad})
+
+
+def test_schedule_settings_need_no_pii_key_and_feed_the_services(monkeypatch) -> None:
+    from datetime import timedelta
+
+    from ticketing import sla, tickets
+    from ticketing.settings import load_schedule
+
+    env = {"KEFU_TIMEZONE": "Europe/Berlin", "KEFU_FOLLOWUP_AFTER_HOURS": "12",
+           "KEFU_REOPEN_WINDOW_DAYS": "3", "KEFU_PII_KEY": "not base64!!"}
+    schedule = load_schedule(env)
+    assert (schedule.timezone, schedule.followup_after_hours, schedule.reopen_window_days) == (
+        "Europe/Berlin", 12.0, 3.0)
+    assert sla.SlaConfig.from_environ(env).followup_after == timedelta(hours=12)
+    monkeypatch.setenv("KEFU_REOPEN_WINDOW_DAYS", "3")
+    assert tickets.default_reopen_window() == timedelta(days=3)
+    monkeypatch.delenv("KEFU_REOPEN_WINDOW_DAYS")
+    assert tickets.default_reopen_window() == timedelta(days=7)
