@@ -68,11 +68,49 @@ def identity_by_conversation(session: Session, *, conversation_id: str) -> Chann
 
 
 def customer_for_conversation(session: Session, *, conversation_id: str) -> Customer | None:
-    """The linked customer of a conversation, or None while it is anonymous."""
+    """The verified customer of a conversation, or None while it is anonymous.
+
+    A guest record (see :func:`guest_customer`) does not count: it owns tickets, not orders.
+    """
     identity = identity_by_conversation(session, conversation_id=conversation_id)
-    if identity is None or identity.customer_id is None:
+    if identity is None or identity.customer_id is None or identity.verified_at is None:
         return None
     return session.get(Customer, identity.customer_id)
+
+
+def split_conversation_id(conversation_id: str) -> tuple[str, str]:
+    """``"telegram:123"`` → ``("telegram", "123")``; an id without a channel is a widget visitor."""
+    channel, sep, external_id = (conversation_id or "").partition(":")
+    if not sep:
+        return "widget", conversation_id
+    return channel, external_id
+
+
+def guest_customer(
+    session: Session, *, conversation_id: str, language: str = "zh", now: datetime | None = None,
+) -> Customer:
+    """The customer record that carries an anonymous visitor's tickets.
+
+    An unverified visitor who asks for a person still gets a ticket (SPEC 5.2: every
+    consultation is recorded), so the identity gets a customer of its own, but stays
+    unverified: :func:`customer_for_conversation` keeps returning None and no order is shown.
+    A verified identity returns its real customer.
+    """
+    now = now or utcnow()
+    channel, external_id = split_conversation_id(conversation_id)
+    identity = identity_for(session, channel=channel, external_id=external_id,
+                            language=language, now=now)
+    if identity.customer_id is not None:
+        customer = session.get(Customer, identity.customer_id)
+        if customer is not None:
+            return customer
+    customer = Customer(name=f"guest {identity.conversation_id}"[:120],
+                        language=normalize_language(language), created_at=now)
+    session.add(customer)
+    session.flush()
+    identity.customer_id = customer.id  # verified_at stays None: a guest, not a login
+    session.flush()
+    return customer
 
 
 def link_identity(

@@ -91,3 +91,31 @@ def test_customer_without_pii_masks_to_none(session, cipher) -> None:
     assert c.language == "en"
     assert customers.masked_phone(c, cipher=cipher) is None
     assert customers.masked_address(c, cipher=cipher) is None
+
+
+def test_guest_customer_carries_tickets_but_is_not_verified(session) -> None:
+    guest = customers.guest_customer(session, conversation_id="widget:visitor-9", language="en")
+    again = customers.guest_customer(session, conversation_id="widget:visitor-9")
+    assert again.id == guest.id and guest.language == "en"
+    identity = customers.identity_by_conversation(session, conversation_id="widget:visitor-9")
+    assert identity.customer_id == guest.id and identity.verified_at is None
+    assert customers.customer_for_conversation(session, conversation_id="widget:visitor-9") is None
+
+
+def test_guest_customer_of_a_verified_identity_is_the_real_customer(make, session) -> None:
+    alice = make.customer()
+    customers.link_identity(session, channel="telegram", external_id="55", customer_id=alice.id)
+    assert customers.guest_customer(session, conversation_id="telegram:55").id == alice.id
+
+
+def test_a_guest_who_verifies_becomes_the_real_customer(make, session) -> None:
+    alice = make.customer()
+    customers.guest_customer(session, conversation_id="telegram:56")
+    customers.link_identity(session, channel="telegram", external_id="56", customer_id=alice.id)
+    assert customers.customer_for_conversation(session, conversation_id="telegram:56") is alice
+
+
+def test_split_conversation_id() -> None:
+    assert customers.split_conversation_id("telegram:123") == ("telegram", "123")
+    assert customers.split_conversation_id("widget:a:b") == ("widget", "a:b")
+    assert customers.split_conversation_id("default") == ("widget", "default")

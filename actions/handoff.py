@@ -1,0 +1,167 @@
+"""Handing a conversation to a person: a ticket with the transcript, a promise, a marker, silence.
+
+What the bot cannot finish becomes a ticket (SPEC 5.1/5.2). The customer is told the ticket
+number and by when a person answers (from the SLA policy). The bot's last message carries a
+machine-readable marker (a ``custom`` payload, see docs/assistant.md) that tells the gateway
+to route the conversation to the ticket's owner, and the action pauses the Rasa conversation,
+so the assistant stays silent until the desk hands it back (a ``resume`` event).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import ConversationPaused, SlotSet
+
+from actions.base import EventList, KefuAction, Turn
+from ticketing import customers, orders, sla, tickets, triage
+from ticketing.clock import utcnow
+from ticketing.errors import KefuError
+from ticketing.i18n import Text
+from ticketing.models import Category, Ticket
+
+MARKER_KEY = "kefu"
+TRANSCRIPT_TURNS = 60
+
+CREATED = Text(
+    zh="已为您转接人工客服，工单号 {number}。客服会在 {deadline} 前回复您（{hours} 小时内）。"
+       "在此期间您在这里发的消息都会直接转给负责的客服。",
+    en="I've passed this to our service team as ticket {number}. An agent will reply by "
+       "{deadline} (within {hours} hours). Anything you write here now goes straight to the "
+       "agent who owns your ticket.",
+)
+APPENDED = Text(
+    zh="这个问题已经有工单 {number} 在处理中，我已把您这次的消息补充进去并通知了负责的客服，"
+       "会在 {deadline} 前回复您。",
+    en="There is already a ticket for this, {number}. I've added your message to it and told "
+       "the agent who owns it; you'll get a reply by {deadline}.",
+)
+
+# Which ticket category an intent starts with; text-based triage refines "other".
+INTENT_CATEGORY: dict[str, Category | None] = {
+    "shipping_problem": Category.LOGISTICS,
+    "payment_issue": Category.PAYMENT,
+    "complaint": None,
+    "human_handoff": None,
+    "nlu_fallback": None,
+    "request_refund": Category.REFUND,
+    "cancel_order": Category.ORDER,
+    "change_shipping_address": Category.ORDER,
+    "track_order": Category.LOGISTICS,
+    "delivery_time": Category.LOGISTICS,
+}
+
+SUBJECTS = {
+    "shipping_problem": Text("物流/商品问题", "Delivery or item problem"),
+    "payment_issue": Text("支付问题", "Payment problem"),
+    "complaint": Text("投诉", "Complaint"),
+    "human_handoff": Text("转人工", "Asked for an agent"),
+    "nlu_fallback": Text("机器人未能理解", "The bot did not understand"),
+    "action_failed": Text("机器人处理失败", "The bot failed to handle a request"),
+}
+SUBJECT_DEFAULT = Text("客户咨询", "Customer enquiry")
+
+
+def transcript_from(tracker: Tracker, limit: int = TRANSCRIPT_TURNS) -> list[dict[str, Any]]:
+    """The conversation as ticket turns: what the customer wrote and what the bot said.
+
+    Button payloads ("/rate{...}") are kept out: they are clicks, not words.
+    """
+    turns: list[dict[str, Any]] = []
+    for event in tracker.events:
+        kind = event.get("event")
+        if kind not in ("user", "bot"):
+            continue
+        body = (event.get("text") or "").strip()
+        if not body or (kind == "user" and body.startswith("/")):
+            continue
+        stamp = event.get("timestamp")
+        at = datetime.fromtimestamp(stamp, tz=ZoneInfo("UTC")) if stamp else utcnow()
+        turns.append({"author_type": "customer" if kind == "user" else "bot",
+                      "body": body[:4000], "at": at})
+    return turns[-limit:]
+
+
+def customer_words(transcript: list[dict[str, Any]], last: int = 6) -> str:
+    """The customer's last messages, for triage (category, urgency, threats)."""
+    bodies = [t["body"] for t in transcript if t["author_type"] == "customer"]
+    return "\n".join(bodies[-last:])[-2000:]
+
+
+def format_deadline(moment: datetime | None, *, language: str, timezone: str) -> str:
+    if moment is None:
+        return "—"
+    local = moment.astimezone(ZoneInfo(timezone))
+    if language == "zh":
+        return f"{local.month}月{local.day}日 {local:%H:%M}"
+    return f"{local:%b} {local.day}, {local:%H:%M}"
+
+
+def hand_off(turn: Turn, *, reason: str, category: Category | None = None,
+             order_number: str | None = None) -> EventList:
+    """Open (or join) the ticket, tell the customer, mark the handoff and pause the bot."""
+    now = utcnow()
+    customer = turn.customer or customers.guest_customer(
+        turn.session, conversation_id=turn.conversation_id, language=turn.language, now=now)
+    order_id = None
+    if order_number and turn.customer is not None:
+        try:
+            order = orders.get_order(turn.session, customer_id=customer.id,
+                                     number=orders.parse_order_number(order_number))
+            order_id = order.id
+        except KefuError:
+            order_id = None  # a wrong number must not stop the customer reaching a person
+    transcript = transcript_from(turn.tracker)
+    words = customer_words(transcript)
+    if category is None or category is Category.OTHER:
+        guessed = triage.classify(words)
+        category = guessed if guessed is not Category.OTHER else (category or Category.OTHER)
+    subject = SUBJECTS.get(reason, SUBJECT_DEFAULT).get(turn.language)
+    ticket = tickets.create_ticket(
+        turn.session, customer_id=customer.id, subject=subject, channel=turn.channel,
+        language=turn.language, category=category, conversation_id=turn.conversation_id,
+        order_id=order_id, transcript=transcript, text=words or subject, dedupe=True, now=now,
+    )
+    identity = customers.identity_for(
+        turn.session, channel=turn.channel,
+        external_id=customers.split_conversation_id(turn.conversation_id)[1], now=now)
+    identity.handed_off_ticket_id = ticket.id
+    _announce(turn, ticket, customer_segment=customer.segment, is_new=ticket.created_at >= now,
+              reason=reason)
+    return [SlotSet("ticket_number", ticket.number), SlotSet("fallback_count", 0.0),
+            ConversationPaused()]
+
+
+def _announce(turn: Turn, ticket: Ticket, *, customer_segment: object, is_new: bool,
+              reason: str) -> None:
+    deadline = sla.next_deadline(turn.session, ticket=ticket)
+    when = format_deadline(deadline, language=turn.language, timezone=turn.backend.timezone)
+    budget = sla.policy_for(priority=ticket.priority, segment=customer_segment).first_response
+    hours = budget.total_seconds() / 3600
+    turn.say(CREATED if is_new else APPENDED, number=ticket.number, deadline=when,
+             hours=int(hours) if hours.is_integer() else round(hours, 1))
+    turn.dispatcher.utter_message(json_message={MARKER_KEY: {
+        "handoff": True,
+        "ticket_id": ticket.id,
+        "ticket_number": ticket.number,
+        "reason": reason,
+        "category": ticket.category.value,
+        "priority": ticket.priority.value,
+        "language": turn.language,
+    }})
+
+
+class ActionHandoff(KefuAction):
+    """shipping_problem, payment_issue, complaint, human_handoff: a person takes over."""
+
+    def name(self) -> str:
+        return "action_handoff"
+
+    def act(self, turn: Turn) -> EventList:
+        intent = (turn.tracker.latest_message.get("intent") or {}).get("name") or "human_handoff"
+        reason = intent if intent in SUBJECTS else "human_handoff"
+        return hand_off(turn, reason=reason, category=INTENT_CATEGORY.get(intent),
+                        order_number=turn.slot("order_id"))

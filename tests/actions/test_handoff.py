@@ -1,0 +1,67 @@
+"""Handoff: a ticket with the transcript, the promise, the marker, and a paused conversation."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from actions.fallback import ActionFallback
+from actions.handoff import ActionHandoff
+from ticketing import customers
+from ticketing.models import Category, ChannelIdentity, Ticket, TicketMessage
+from tests.actions.harness import run, tracker
+
+
+def test_human_handoff_opens_a_ticket_and_pauses(make, session, action_backend) -> None:
+    alice = make.customer()
+    customers.link_identity(session, channel="telegram", external_id="42", customer_id=alice.id)
+    session.commit()
+    state = tracker(sender_id="telegram:42", slots={"verified": True},
+                    text="转人工，你们快递太慢了", intent="human_handoff")
+    result = run(ActionHandoff(), state)
+
+    ticket = session.scalars(select(Ticket)).one()
+    assert ticket.customer_id == alice.id and ticket.conversation_id == "telegram:42"
+    assert ticket.category is Category.LOGISTICS  # triage read "快递"
+    assert ticket.number in result.text and "小时内" in result.text
+    marker = result.custom[0]["kefu"]
+    assert marker["handoff"] is True and marker["ticket_number"] == ticket.number
+    assert "pause" in result.event_types()
+    assert result.slots()["ticket_number"] == ticket.number
+    bodies = session.scalars(select(TicketMessage.body).where(TicketMessage.ticket_id == ticket.id)).all()
+    assert "你好" in bodies and "转人工，你们快递太慢了" in bodies
+    identity = session.scalars(select(ChannelIdentity)).one()
+    session.refresh(identity)
+    assert identity.handed_off_ticket_id == ticket.id
+
+
+def test_anonymous_visitor_gets_a_guest_ticket_in_english(session, action_backend) -> None:
+    state = tracker(sender_id="widget:anon-7", slots={"language": "en"},
+                    text="I want to complain, nobody answers", intent="complaint")
+    result = run(ActionHandoff(), state)
+    ticket = session.scalars(select(Ticket)).one()
+    assert ticket.language == "en" and ticket.number in result.text
+    assert "within" in result.text
+    assert customers.customer_for_conversation(session, conversation_id="widget:anon-7") is None
+
+
+def test_second_fallback_in_a_row_hands_off(session, action_backend) -> None:
+    first = run(ActionFallback(), tracker(text="asdf qwer", intent="nlu_fallback"))
+    assert first.responses == ["utter_default"] and first.slots() == {"fallback_count": 1.0}
+    assert session.scalars(select(Ticket)).all() == []
+    session.rollback()  # SQLite: BEGIN IMMEDIATE holds the write lock until the transaction ends
+    second = run(ActionFallback(), tracker(text="zxcv", intent="nlu_fallback",
+                                           slots={"fallback_count": 1.0}))
+    assert session.scalars(select(Ticket)).one().number in second.text
+    assert "pause" in second.event_types()
+
+
+def test_backend_failure_apologises_without_a_stack_trace(session, action_backend, monkeypatch) -> None:
+    from ticketing import tickets
+
+    def broken(*_a, **_k):
+        raise RuntimeError("database exploded")
+
+    monkeypatch.setattr(tickets, "create_ticket", broken)
+    result = run(ActionHandoff(), tracker(text="人工", intent="human_handoff"))
+    assert "抱歉" in result.text and "exploded" not in result.text
+    assert result.custom[-1]["kefu"]["error"] == "backend_unavailable"
