@@ -10,13 +10,19 @@ RASA_HASH := $(shell cat requirements-rasa.txt | sha256sum | cut -c1-12)
 APP_STAMP := $(VENV)/.stamp-$(APP_HASH)
 RASA_STAMP := $(RASA_VENV)/.stamp-$(RASA_HASH)
 PY        := $(VENV)/bin/python
+RASA      := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(RASA_VENV)/bin/rasa
+# The assistant's training inputs; `rasa train` itself skips work when its fingerprint matches.
+TRAIN_ARGS := --config config.yml --domain bot/domain --data nlu_data --out models --fixed-model-name kefu
 
-.PHONY: help setup run test test-fast migrate demo-data worker bench clean
+.PHONY: help setup run test test-fast migrate demo-data worker bench bench-turns train shell eval-nlu validate clean
 
 help:
 	@echo "make run    - set up, migrate, load demo data, start the stack (SQLite, no Redis needed)"
 	@echo "make test   - set up, then run every test"
-	@echo "make bench  - SLA timer benchmark (see README)"
+	@echo "make train  - train the assistant (only when its data or configuration changed)"
+	@echo "make shell  - chat with the assistant in the terminal as a demo customer"
+	@echo "make eval-nlu - NLU evaluation on tests/nlu (tuned vs Rasa's default pipeline)"
+	@echo "make bench  - SLA timer benchmark; make bench-turns - assistant turn latency (see README)"
 
 $(APP_STAMP): pyproject.toml
 	@PY310=$$(sh scripts/python310.sh) || exit 1; \
@@ -40,13 +46,25 @@ setup: $(APP_STAMP) $(RASA_STAMP)
 migrate: $(APP_STAMP)
 	$(PY) -m ticketing.migrate
 
-run: setup
+run: setup train
 	$(PY) scripts/run_stack.py
+
+train: $(RASA_STAMP)
+	$(RASA) train $(TRAIN_ARGS)
+
+validate: $(RASA_STAMP)
+	$(RASA) data validate --domain bot/domain --data nlu_data --config config.yml
+
+shell: setup train
+	$(PY) scripts/shell.py
+
+eval-nlu: setup train
+	$(PY) scripts/eval_nlu.py --model models/kefu.tar.gz --baseline --gate
 
 worker: $(APP_STAMP)
 	$(PY) -m ticketing.worker
 
-test: setup
+test: setup train
 	$(PY) -m pytest
 
 test-fast: $(APP_STAMP)
@@ -55,5 +73,8 @@ test-fast: $(APP_STAMP)
 bench: $(APP_STAMP)
 	$(PY) bench/sla_timers.py --reset  # var/bench-sla.db unless KEFU_BENCH_DATABASE_URL is set
 
+bench-turns: setup train
+	$(PY) bench/turn_latency.py
+
 clean:
-	rm -rf $(VENV) $(RASA_VENV) var/kefu.db*
+	rm -rf $(VENV) $(RASA_VENV) models var/kefu.db* var/rasa

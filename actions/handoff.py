@@ -21,7 +21,7 @@ from ticketing import customers, orders, sla, tickets, triage
 from ticketing.clock import utcnow
 from ticketing.errors import KefuError
 from ticketing.i18n import Text
-from ticketing.models import Category, Ticket
+from ticketing.models import Category, Customer, Ticket
 
 MARKER_KEY = "kefu"
 TRANSCRIPT_TURNS = 60
@@ -56,6 +56,7 @@ INTENT_CATEGORY: dict[str, Category | None] = {
 
 SUBJECTS = {
     "shipping_problem": Text("物流/商品问题", "Delivery or item problem"),
+    "parcel_delayed": Text("包裹延误", "Parcel delayed"),
     "payment_issue": Text("支付问题", "Payment problem"),
     "complaint": Text("投诉", "Complaint"),
     "human_handoff": Text("转人工", "Asked for an agent"),
@@ -165,3 +166,37 @@ class ActionHandoff(KefuAction):
         reason = intent if intent in SUBJECTS else "human_handoff"
         return hand_off(turn, reason=reason, category=INTENT_CATEGORY.get(intent),
                         order_number=turn.slot("order_id"))
+
+
+def hand_off_to_ticket(turn: Turn, *, ticket: Ticket, reason: str, text: Text) -> EventList:
+    """Hand the conversation to the people of an existing live ticket again (e.g. reopened).
+
+    Unlike :func:`hand_off` no ticket is opened or joined: the caller already knows which one
+    (a follow-up answered "not solved" reopened it to its owner). ``text`` may use
+    ``{number}``, ``{deadline}`` and ``{hours}``. Same marker and pause as a new handoff.
+    """
+    now = utcnow()
+    identity = customers.identity_for(
+        turn.session, channel=turn.channel,
+        external_id=customers.split_conversation_id(turn.conversation_id)[1], now=now)
+    identity.handed_off_ticket_id = ticket.id
+    customer = turn.session.get(Customer, ticket.customer_id)
+    segment = customer.segment if customer is not None else None
+    deadline = sla.next_deadline(turn.session, ticket=ticket)
+    hours = sla.policy_for(priority=ticket.priority, segment=segment).first_response
+    hours_value = hours.total_seconds() / 3600
+    turn.say(text, number=ticket.number,
+             deadline=format_deadline(deadline, language=turn.language,
+                                      timezone=turn.backend.timezone),
+             hours=int(hours_value) if hours_value.is_integer() else round(hours_value, 1))
+    turn.dispatcher.utter_message(json_message={MARKER_KEY: {
+        "handoff": True,
+        "ticket_id": ticket.id,
+        "ticket_number": ticket.number,
+        "reason": reason,
+        "category": ticket.category.value,
+        "priority": ticket.priority.value,
+        "language": turn.language,
+    }})
+    return [SlotSet("ticket_number", ticket.number), SlotSet("fallback_count", 0.0),
+            ConversationPaused()]

@@ -48,7 +48,10 @@ class ActionIdentifyCustomer(Action):
 
     def identify(self, tracker: Tracker) -> EventList:
         message = tracker.latest_message or {}
-        detected = language_of_text(message.get("text"))
+        external = (message.get("metadata") or {}).get("is_external") or \
+            str(message.get("text") or "").startswith("EXTERNAL: ")
+        # A triggered intent's text is "EXTERNAL: <name>": it says nothing about the language.
+        detected = None if external else language_of_text(message.get("text"))
         current = tracker.get_slot("language")
         verified: bool | None = None
         stored_language: str | None = None

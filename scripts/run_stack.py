@@ -1,7 +1,9 @@
 """`make run`: migrate, load demo data into an empty database, start every Kefu process.
 
-Processes are children of this one; Ctrl-C (or SIGTERM) stops them all. Later parts of Kefu
-(Rasa, the action server, the gateway, the desk) add themselves to ``services()``.
+Processes are children of this one; Ctrl-C (or SIGTERM) stops them all: the SLA worker, the
+action server and the Rasa server (REST channel and HTTP API on 127.0.0.1, the model that
+``make train`` wrote). Later parts of Kefu (the gateway, the desk) add themselves to
+``services()``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot import assistant  # noqa: E402
+from bot.rasa_config import AssistantSettings  # noqa: E402
 from ticketing import demo_data, migrate  # noqa: E402
 from ticketing.db import make_engine, make_session_factory  # noqa: E402
 from ticketing.pii import PiiCipher  # noqa: E402
@@ -31,12 +35,19 @@ class Service:
     name: str
     argv: list[str]
     where: str
+    env: dict[str, str] | None = None
+    ready_url: str | None = None  # polled after start; "<name> ready" is printed when it answers
 
 
 def services() -> list[Service]:
     py = sys.executable
+    rasa = AssistantSettings.from_environ()
     return [
         Service("sla-worker", [py, "-m", "ticketing.worker"], "background (no port)"),
+        Service("actions", assistant.action_server_argv(rasa, py), rasa.action_url,
+                env=assistant.action_env(), ready_url=f"http://127.0.0.1:{rasa.action_port}/health"),
+        Service("rasa", assistant.rasa_server_argv(rasa), f"{rasa.rasa_url}/webhooks/rest/webhook",
+                env=assistant.rasa_env(), ready_url=f"{rasa.rasa_url}/status"),
     ]
 
 
@@ -75,10 +86,17 @@ def main() -> int:
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     children: list[tuple[Service, subprocess.Popen[bytes]]] = []
-    for svc in services():
-        children.append((svc, subprocess.Popen(svc.argv, cwd=ROOT, env=env)))
+    try:
+        wanted = services()
+    except FileNotFoundError as exc:  # no trained model
+        print(f"error    : {exc}", flush=True)
+        return 1
+    for svc in wanted:
+        child_env = dict(svc.env or env, PYTHONPATH=str(ROOT))
+        children.append((svc, subprocess.Popen(svc.argv, cwd=ROOT, env=child_env)))
         print(f"started  : {svc.name:<12} {svc.where}")
     print("kefu is running; Ctrl-C stops everything", flush=True)
+    pending = [svc for svc, _proc in children if svc.ready_url]
 
     stopping = False
 
@@ -94,6 +112,12 @@ def main() -> int:
             if proc.poll() is not None:
                 log.error("%s exited with %s; stopping the stack", svc.name, proc.returncode)
                 stopping, status = True, 1
+        for svc in list(pending):
+            if assistant.answers(svc.ready_url or ""):
+                pending.remove(svc)
+                print(f"ready    : {svc.name:<12} {svc.ready_url}", flush=True)
+                if not pending:
+                    print("all services ready", flush=True)
         time.sleep(0.5)
     for _svc, proc in children:
         if proc.poll() is None:

@@ -1,15 +1,20 @@
 """`make run` in miniature: the launcher migrates, seeds an empty database, starts the worker,
-and stops cleanly; a second start keeps the data."""
+the action server and the Rasa server (which answers a verified demo customer, through the
+actions and the database), and stops cleanly; a second start keeps the data.
+
+Needs the trained model (`make test` trains it first)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 from sqlalchemy import func, select
 
 from ticketing.db import make_engine
@@ -18,13 +23,22 @@ from ticketing.models import Agent, Order, Product
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _start(var: Path, until: str = "Ctrl-C stops everything") -> tuple[subprocess.Popen[str], list[str]]:
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(var: Path, until: str = "Ctrl-C stops everything",
+           ports: tuple[int, int] | None = None) -> tuple[subprocess.Popen[str], list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
-    env.update(KEFU_VAR_DIR=str(var), KEFU_WORKER_INTERVAL="0.2", PYTHONUNBUFFERED="1")
+    rasa_port, action_port = ports or (_free_port(), _free_port())
+    env.update(KEFU_VAR_DIR=str(var), KEFU_WORKER_INTERVAL="0.2", PYTHONUNBUFFERED="1",
+               KEFU_RASA_PORT=str(rasa_port), KEFU_ACTION_PORT=str(action_port))
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_stack.py")], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 400
     assert proc.stdout is not None
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -45,14 +59,22 @@ def _stop(proc: subprocess.Popen[str], lines: list[str]) -> None:
     assert "kefu stopped" in lines[-1]
 
 
-def test_launcher_seeds_once_and_runs_the_worker(tmp_path: Path) -> None:
-    proc, lines = _start(tmp_path, until="worker started")
+def test_launcher_seeds_once_and_runs_the_whole_stack(tmp_path: Path) -> None:
+    rasa_port = _free_port()
+    proc, lines = _start(tmp_path, until="all services ready", ports=(rasa_port, _free_port()))
     assert proc.poll() is None, "\n".join(lines)
-    _stop(proc, lines)
+    try:
+        answer = httpx.post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook", timeout=60,
+                            json={"sender": "widget:demo-1", "message": "我的订单到哪了"}).json()
+    finally:
+        _stop(proc, lines)
     text = "\n".join(lines)
     assert "demo data: loaded" in text
-    assert "sla-worker" in text
-    assert "worker started" in text
+    assert "sla-worker" in text and "worker started" in text
+    assert "ready    : actions" in text and "ready    : rasa" in text
+    # a verified demo customer is offered their own recent orders, read from the database
+    buttons = [b for m in answer for b in m.get("buttons", [])]
+    assert buttons and all("order_id" in b["payload"] for b in buttons), answer
 
     engine = make_engine(f"sqlite:///{tmp_path / 'kefu.db'}")
     with engine.connect() as conn:

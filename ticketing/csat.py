@@ -10,8 +10,9 @@ Messages go through the outbox with the Rasa intent to trigger (``EXTERNAL_…``
 buttons, so the gateway can either trigger the intent or render the text and buttons itself.
 Button payloads the assistant must understand::
 
-    /rate{"csat_score": N}                 N = 1..5
-    /followup{"followup_solved": true}     or false
+    /rate{"csat_score": N}     N = 1..5
+    /affirm  /deny             the follow-up's "solved" / "not solved", the same intents a
+                               typed "yes, solved" or "还没解决" has
 """
 
 from __future__ import annotations
@@ -69,9 +70,10 @@ def rating_buttons() -> list[dict[str, str]]:
 
 
 def followup_buttons(language: str | None) -> list[dict[str, str]]:
+    """Yes/no buttons; plain affirm/deny so a tap and a typed answer mean the same."""
     return [
-        {"title": FOLLOWUP_YES.get(language), "payload": '/followup{"followup_solved": true}'},
-        {"title": FOLLOWUP_NO.get(language), "payload": '/followup{"followup_solved": false}'},
+        {"title": FOLLOWUP_YES.get(language), "payload": "/affirm"},
+        {"title": FOLLOWUP_NO.get(language), "payload": "/deny"},
     ]
 
 

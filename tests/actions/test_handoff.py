@@ -6,9 +6,9 @@ from sqlalchemy import select
 
 from actions.fallback import ActionFallback
 from actions.handoff import ActionHandoff
+from tests.actions.harness import run, tracker
 from ticketing import customers
 from ticketing.models import Category, ChannelIdentity, Ticket, TicketMessage
-from tests.actions.harness import run, tracker
 
 
 def test_human_handoff_opens_a_ticket_and_pauses(make, session, action_backend) -> None:

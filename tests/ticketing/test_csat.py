@@ -247,8 +247,7 @@ def test_followup_is_sent_once_with_yes_no_buttons(solved, session) -> None:
     assert ticket.number in message.text and "解决" in message.text
     assert message.payload["intent"] == "EXTERNAL_followup"
     assert message.payload["entities"] == {"ticket_number": ticket.number}
-    assert [b["payload"] for b in message.payload["buttons"]] == [
-        '/followup{"followup_solved": true}', '/followup{"followup_solved": false}']
+    assert [b["payload"] for b in message.payload["buttons"]] == ["/affirm", "/deny"]
     assert [b["title"] for b in message.payload["buttons"]] == ["已解决 ✅", "还没解决 ❌"]
     assert survey.followup_sent_at == at
     assert csat.send_followup(session, ticket=ticket, now=at + timedelta(hours=1)) is None

@@ -1,0 +1,124 @@
+"""Product questions (SPEC 3.2, 3.3): what it is, what it costs, and whether it is in stock.
+
+Anyone may ask, verified or not. Names are matched fuzzily (``catalog.resolve``): one clear
+match is answered; near-ties are offered as up to three buttons instead of guessing; no match
+gets suggestions. Stock is read live and said as it is: an out-of-stock product is never
+described as available or deliverable.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rasa_sdk.events import SlotSet
+
+from actions.base import EventList, KefuAction, Turn
+from ticketing import catalog
+from ticketing.i18n import Text
+from ticketing.models import Product
+from ticketing.money import format_amount
+
+WHICH_ONE = Text(zh="您说的是哪一款呢？", en="Which one do you mean?")
+NO_MATCH = Text(
+    zh="没有找到“{query}”这款商品。您是不是想找：",
+    en="I couldn't find a product called \"{query}\". Were you looking for one of these?",
+)
+NO_MATCH_NO_SUGGESTIONS = Text(
+    zh="没有找到“{query}”这款商品，可以换个说法或告诉我完整的商品名。",
+    en="I couldn't find a product called \"{query}\". Could you give me its full name?",
+)
+ASK_PRODUCT = Text(
+    zh="您想了解哪款商品？直接告诉我商品名就好，也可以看看这些热卖商品：",
+    en="Which product would you like to know about? Just tell me its name, or have a look at "
+       "these favourites:",
+)
+ASK_PRODUCT_PLAIN = Text(zh="您想了解哪款商品？直接告诉我商品名就好。",
+                         en="Which product would you like to know about? Just tell me its name.")
+_STOCK = Text(zh="{name}（{price}）：{status}", en="{name} ({price}): {status}")
+
+
+def product_mentioned(turn: Turn) -> str | None:
+    """The product named in this message: the longest non-blank ``product`` entity.
+
+    The NLU sometimes tags a stray fragment next to the real name ("那" + "蓝牙耳机", " " +
+    "power bank"); the longest value is the name the customer meant.
+    """
+    values = [str(v).strip() for v in turn.tracker.get_latest_entity_values("product")]
+    values = [v for v in values if v]
+    return max(values, key=len) if values else None
+
+
+def product_name(turn: Turn, product: Product) -> str:
+    return catalog.product_name(product, language=turn.language)
+
+
+def product_buttons(turn: Turn, products: list[Product], *, intent: str) -> list[dict[str, str]]:
+    """One button per product, named in the customer's language; a click asks again by name."""
+    buttons = []
+    for product in products[: catalog.MAX_BUTTONS]:
+        name = product_name(turn, product)
+        payload = "/" + intent + json.dumps({"product": name}, ensure_ascii=False)
+        buttons.append({"title": f"{name} {format_amount(product.price_cents)}",
+                        "payload": payload})
+    return buttons
+
+
+class ProductAction(KefuAction):
+    """Find the product the customer means, then let the subclass answer about it."""
+
+    intent = "product_info"
+
+    def answer(self, turn: Turn, product: Product) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def act(self, turn: Turn) -> EventList:
+        query = product_mentioned(turn) or str(turn.slot("product") or "").strip()
+        if not query:
+            popular = catalog.popular(turn.session, limit=catalog.MAX_BUTTONS)
+            if popular:
+                turn.say(ASK_PRODUCT, buttons=product_buttons(turn, popular, intent=self.intent))
+            else:
+                turn.say(ASK_PRODUCT_PLAIN)
+            return []
+        resolution = catalog.resolve(turn.session, query=query)
+        if resolution.product is not None:
+            self.answer(turn, resolution.product)
+            return [SlotSet("product", product_name(turn, resolution.product))]
+        if resolution.ambiguous:
+            choices = [m.product for m in resolution.candidates]
+            turn.say(WHICH_ONE, buttons=product_buttons(turn, choices, intent=self.intent))
+            return []
+        suggestions = resolution.suggestions or catalog.popular(turn.session,
+                                                                limit=catalog.MAX_BUTTONS)
+        if suggestions:
+            turn.say(NO_MATCH, query=query,
+                     buttons=product_buttons(turn, suggestions, intent=self.intent))
+        else:
+            turn.say(NO_MATCH_NO_SUGGESTIONS, query=query)
+        return [SlotSet("product", None)]  # an unknown name is not worth remembering
+
+
+class ActionProductInfo(ProductAction):
+    """Name, price, specs, delivery terms, return terms and live stock."""
+
+    intent = "product_info"
+
+    def name(self) -> str:
+        return "action_product_info"
+
+    def answer(self, turn: Turn, product: Product) -> None:
+        turn.say(catalog.describe(product, language=turn.language))
+
+
+class ActionProductStock(ProductAction):
+    """In stock, only N left, or out of stock: exactly what the database says right now."""
+
+    intent = "product_stock"
+
+    def name(self) -> str:
+        return "action_product_stock"
+
+    def answer(self, turn: Turn, product: Product) -> None:
+        turn.say(_STOCK.get(turn.language, name=product_name(turn, product),
+                            price=format_amount(product.price_cents),
+                            status=catalog.stock_status(product, language=turn.language)))

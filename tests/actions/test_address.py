@@ -1,0 +1,124 @@
+"""change_shipping_address: a ticket for the order team before shipping, an honest "no" after;
+addresses only ever masked."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from actions.address import ActionChangeAddress
+from tests.actions.harness import run, tracker
+from ticketing import customers
+from ticketing.models import Category, Customer, OrderState, Ticket
+
+SENDER = "telegram:6001"
+
+
+def verified(session, make, *, language: str = "zh") -> Customer:
+    customer = make.customer(language=language, address="上海市浦东新区世纪大道100号")
+    customers.link_identity(session, channel="telegram", external_id="6001",
+                            customer_id=customer.id)
+    return customer
+
+
+def asking(number: str | None = None, *, language: str = "zh", sender: str = SENDER):
+    entities = [{"entity": "order_id", "value": number}] if number else None
+    text = f"订单 {number} 改地址" if number else "收货地址填错了"
+    return tracker(sender_id=sender, slots={"language": language, "verified": True},
+                   text=text, intent="change_shipping_address", entities=entities)
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_before_shipping_the_change_becomes_an_order_ticket(
+        session, make, cipher, action_backend, language) -> None:
+    customer = verified(session, make, language=language)
+    order = make.order(customer=customer, state=OrderState.PAID)
+    order.address_enc = cipher.encrypt("北京市海淀区中关村大街1号3单元502", field="address")
+    session.commit()
+    result = run(ActionChangeAddress(), asking(order.number, language=language))
+    ticket = session.scalars(select(Ticket)).one()
+    assert ticket.category is Category.ORDER and ticket.order_id == order.id
+    assert "北京市海淀区******" in result.text and "中关村" not in result.text
+    assert ticket.number in result.text and "pause" in result.event_types()
+    assert result.custom[-1]["kefu"]["handoff"] is True
+    assert ("发货前" in result.text) if language == "zh" else ("before the parcel ships" in result.text)
+
+
+def test_without_an_order_address_the_customers_is_shown_masked(session, make, action_backend) -> None:
+    customer = verified(session, make)
+    order = make.order(customer=customer, state=OrderState.PENDING_PAYMENT)
+    session.commit()
+    result = run(ActionChangeAddress(), asking(order.number))
+    assert "上海市浦东新******" in result.text and "世纪大道" not in result.text
+
+
+@pytest.mark.parametrize("language, words", [("zh", "无法修改"), ("en", "no longer change")])
+def test_after_shipping_the_shop_cannot_change_it_and_offers_a_person(
+        session, make, action_backend, language, words) -> None:
+    customer = verified(session, make, language=language)
+    order = make.order(customer=customer, state=OrderState.SHIPPED)
+    shipment = make.shipment(order=order)
+    session.commit()
+    result = run(ActionChangeAddress(), asking(order.number, language=language))
+    assert words in result.text and shipment.tracking_number in result.text
+    assert result.buttons[0]["payload"] == "/human_handoff"
+    assert session.scalars(select(Ticket)).all() == [] and "pause" not in result.event_types()
+    assert "世纪大道" not in result.text
+
+
+@pytest.mark.parametrize("state, words", [(OrderState.DELIVERED, "已签收"),
+                                          (OrderState.CANCELLED, "已取消")])
+def test_delivered_or_cancelled_orders(session, make, action_backend, state, words) -> None:
+    customer = verified(session, make)
+    order = make.order(customer=customer, state=state)
+    session.commit()
+    result = run(ActionChangeAddress(), asking(order.number))
+    assert words in result.text and session.scalars(select(Ticket)).all() == []
+
+
+def test_no_order_named_offers_the_orders_whose_address_can_matter(
+        session, make, action_backend) -> None:
+    customer = verified(session, make)
+    paid = make.order(customer=customer, state=OrderState.PAID)
+    shipped = make.order(customer=customer, state=OrderState.SHIPPED)
+    make.order(customer=customer, state=OrderState.DELIVERED)
+    session.commit()
+    result = run(ActionChangeAddress(), asking(language="en"))
+    assert sorted(b["payload"] for b in result.buttons) == sorted(
+        f'/change_shipping_address{{"order_id": "{o.number}"}}' for o in (paid, shipped))
+    assert "Which order" in result.text and session.scalars(select(Ticket)).all() == []
+
+
+def test_nothing_left_to_change(session, make, action_backend) -> None:
+    customer = verified(session, make)
+    make.order(customer=customer, state=OrderState.DELIVERED)
+    session.commit()
+    result = run(ActionChangeAddress(), asking())
+    assert "我的地址" in result.text and result.buttons == []
+
+
+def test_the_only_open_order_is_taken_without_asking(session, make, action_backend) -> None:
+    customer = verified(session, make)
+    order = make.order(customer=customer, state=OrderState.SHIPPED)
+    session.commit()
+    result = run(ActionChangeAddress(), asking())
+    assert order.number in result.text and result.slots()["order_id"] == order.number
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_another_customers_order_is_not_found(session, make, action_backend, language) -> None:
+    verified(session, make, language=language)
+    theirs = make.order(customer=make.customer(address="广州市天河区体育西路9号"),
+                        state=OrderState.PAID)
+    session.commit()
+    result = run(ActionChangeAddress(), asking(theirs.number, language=language))
+    assert ("没有找到这个订单" in result.text) if language == "zh" else ("could not find" in result.text)
+    assert "广州" not in result.text and session.scalars(select(Ticket)).all() == []
+    assert result.slots() == {"order_id": None}  # the wrong number is not kept
+
+
+def test_unverified_visitor_must_verify_first(session, make, action_backend) -> None:
+    order = make.order(customer=make.customer(), state=OrderState.PAID)
+    session.commit()
+    result = run(ActionChangeAddress(), asking(order.number, sender="widget:anon-3"))
+    assert result.responses == ["utter_verify_first"] and order.number not in result.text
