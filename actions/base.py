@@ -12,6 +12,7 @@ one unit of work, and turns failures into answers a customer can read:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from dataclasses import dataclass, field
@@ -100,11 +101,15 @@ class Turn:
         return self.tracker.get_slot(name)
 
 
-class KefuAction(Action):
-    """Base class: implement :meth:`name` and :meth:`act`."""
+class KefuAction(Action, abc.ABC):
+    """Base class: implement :meth:`name` and :meth:`act` (abstract, so the action server
+    registers only the concrete actions)."""
 
-    def act(self, turn: Turn) -> EventList:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def name(self) -> str: ...
+
+    @abc.abstractmethod
+    def act(self, turn: Turn) -> EventList: ...
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> EventList:

@@ -26,7 +26,12 @@ from rasa_sdk.forms import REQUESTED_SLOT
 from actions import failures, refund_input, runtime
 from actions.base import EventList, Turn, language_of
 from ticketing import orders, refunds
-from ticketing.errors import InvalidAmount, KefuError, ValidationError
+from ticketing.errors import (
+    InvalidAmount,
+    InvalidOrderNumber,
+    KefuError,
+    ValidationError,
+)
 from ticketing.i18n import Text
 from ticketing.models import Customer
 from ticketing.money import format_amount, parse_amount
@@ -76,6 +81,17 @@ def latest_user_stamp(tracker: Tracker) -> float | None:
     for event in reversed(tracker.events):
         if event.get("event") == "user":
             return event.get("timestamp")
+    return None
+
+
+def _earlier_value(tracker: Tracker, name: str) -> Any:
+    """A slot's value before the latest user message (the tracker already holds the new one)."""
+    before = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            before = True
+        elif before and event.get("event") == "slot" and event.get("name") == name:
+            return event.get("value")
     return None
 
 
@@ -197,6 +213,15 @@ class ValidateRefundForm(FormValidationAction):
     # --- validating -------------------------------------------------------------------------
     async def validate_order_id(self, value: Any, dispatcher: CollectingDispatcher,
                                 tracker: Tracker, domain: dict[str, Any]) -> dict[str, Any]:
+        earlier = _earlier_value(tracker, "order_id")
+        if tracker.get_slot("refund_route") and tracker.get_slot(REQUESTED_SLOT) != "order_id":
+            # Past the order question a stray number ("退50块" read as an order) changes nothing;
+            # a real, different order number starts over from that order.
+            try:
+                if orders.parse_order_number(str(value)) == earlier:
+                    return {"order_id": earlier}
+            except InvalidOrderNumber:
+                return {"order_id": earlier}
         return await asyncio.to_thread(self._in_turn, dispatcher, tracker, domain,
                                        _check_order, str(value), refused={"order_id": None})
 

@@ -50,17 +50,17 @@ REQUEST_INTENTS = frozenset({"request_refund", "cancel_order"})
 # Words that only repeat the request ("我要退款", "refund please"): not a reason by themselves.
 _ZH_FILLER = re.compile(r"我要|我想|想要|申请|仅退款|退款|退货|退钱|退了|取消|订单|这个|这单|帮我|给我|"
                         r"麻烦|一下|怎么|办理|吧|了|的|呢|啊|呀|亲|要|想|能|吗|请|嗯")
-_EN_FILLER = frozenset("refund return cancel order money back please want would like need get "
-                       "the my this it me a an for to i i'd id pls can you want to just".split())
+_EN_FILLER = frozenset([
+    "refund", "return", "cancel", "order", "money", "back", "please", "pls", "want", "would",
+    "like", "need", "get", "just", "can", "you", "the", "my", "this", "it", "me", "a", "an",
+    "for", "to", "i", "i'd", "id",
+])
 
 FULL_WORDS = ("全额", "全部", "全款", "都退", "退全部", "full", "all of it", "everything",
               "entire", "whole")
 FULL = "full"  # the refund_amount candidate meaning "everything still refundable"
 
-_AMOUNT_ONLY = re.compile(
-    r"^\s*(?:退|refund)?\s*[¥￥]?\s*(\d+(?:\.\d{1,2})?)\s*(?:元|块钱|块|rmb|yuan|cny)?\s*$",
-    re.IGNORECASE,
-)
+_NUMBER = re.compile(r"(?<![\d.])\d+(?:\.\d{1,2})?(?![\d.])")
 _DIGIT_RUN = re.compile(r"[0-9][0-9\s\-#]*[0-9]")
 
 
@@ -100,9 +100,12 @@ def wants_full_amount(text: str) -> bool:
 
 
 def amount_in_text(text: str) -> str | None:
-    """A bare typed amount ("50", "¥12.5", "30元") the NLU did not mark as an entity."""
-    match = _AMOUNT_ONLY.match(_fold(text))
-    return match.group(1) if match else None
+    """The one amount in what was typed ("50", "¥12.5", "just refund me 30 please"), when the
+    NLU did not mark it (or misread it as another entity). Several numbers: none is guessed."""
+    numbers = _NUMBER.findall(_fold(text).replace(",", ""))
+    if len(numbers) != 1 or len(numbers[0].split(".")[0]) > 8:
+        return None
+    return numbers[0]
 
 
 def order_number_in_text(text: str) -> str | None:

@@ -59,6 +59,7 @@ def payment_label(method: str | None, language: str) -> str:
     """How the customer paid, in standard terms (SPEC 5.2): where the money goes back to."""
     return PAYMENT_LABELS.get(method or "", PAYMENT_DEFAULT).get(language)
 
+
 # --- asking (Rasa runs action_ask_<form>_<slot> for the requested slot) ------------------------
 class ActionAskRefundOrder(KefuAction):
     """Which order? The customer's recent orders as buttons, or how to type the number."""
@@ -91,8 +92,13 @@ class ActionAskRefundReason(Action):
                   domain: dict[str, Any]) -> EventList:
         language = language_of(tracker)
         intent = tracker.get_slot("refund_intent") or "request_refund"
-        key = tracker.get_slot("refund_route")
-        question = ASK_REASON.get(key) or ASK_REASON.get(intent) or ASK_REASON["request_refund"]
+        route = tracker.get_slot("refund_route")
+        if route == Route.AFTER_SALES_TICKET.value:
+            question = ASK_REASON[route]
+        elif intent == "cancel_order" and route == Route.CANCEL_AND_REFUND.value:
+            question = ASK_REASON["cancel_order"]
+        else:  # a refund, or a cancellation that became a return because the order shipped
+            question = ASK_REASON["request_refund"]
         dispatcher.utter_message(text=question.get(language),
                                  buttons=refund_input.reason_buttons(language, intent=intent))
         return []

@@ -51,7 +51,7 @@ class RasaClient:
 
     def resume(self, sender: str) -> None:
         """Hand a paused conversation back to the bot."""
-        response = self._http.post(f"/conversations/{quote(sender, safe='')}/tracker/events",
+        response = self._http.post(f"/conversations/{quote(sender, safe=':@')}/tracker/events",
                                    json={"event": "resume"})
         response.raise_for_status()
 
@@ -59,7 +59,7 @@ class RasaClient:
                 entities: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run an external intent (EXTERNAL_csat_request...) and return what the bot said."""
         response = self._http.post(
-            f"/conversations/{quote(sender, safe='')}/trigger_intent",
+            f"/conversations/{quote(sender, safe=':@')}/trigger_intent",
             params={"output_channel": "collector"},
             json={"name": intent, "entities": entities or {}},
         )
@@ -67,7 +67,7 @@ class RasaClient:
         return response.json().get("messages", [])
 
     def tracker(self, sender: str) -> dict[str, Any]:
-        response = self._http.get(f"/conversations/{quote(sender, safe='')}/tracker")
+        response = self._http.get(f"/conversations/{quote(sender, safe=':@')}/tracker")
         response.raise_for_status()
         return response.json()
 
@@ -90,13 +90,13 @@ class AsyncRasaClient:
 
     async def resume(self, sender: str) -> None:
         response = await self._http.post(
-            f"/conversations/{quote(sender, safe='')}/tracker/events", json={"event": "resume"})
+            f"/conversations/{quote(sender, safe=':@')}/tracker/events", json={"event": "resume"})
         response.raise_for_status()
 
     async def trigger(self, sender: str, intent: str,
                       entities: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         response = await self._http.post(
-            f"/conversations/{quote(sender, safe='')}/trigger_intent",
+            f"/conversations/{quote(sender, safe=':@')}/trigger_intent",
             params={"output_channel": "collector"},
             json={"name": intent, "entities": entities or {}},
         )

@@ -34,7 +34,6 @@ from ticketing.clock import utcnow
 from ticketing.models import (
     Category,
     Customer,
-    Order,
     OrderState,
     RefundRequest,
     RefundState,
@@ -185,7 +184,7 @@ def test_typed_reasons_are_read_and_kept_for_the_agent(action_backend, language,
 
 
 def test_other_reason_asks_for_the_customers_words(action_backend) -> None:
-    base = dict(order_id="2026112500009999", refund_route="return_and_refund")
+    base = {"order_id": "2026112500009999", "refund_route": "return_and_refund"}
     chosen = validate(form(text='/request_refund{"refund_reason": "other"}',
                            requested="refund_reason", **base), refund_reason="other")
     assert chosen.slots()["refund_reason"] == "other"
@@ -236,6 +235,19 @@ def test_part_amount_typed_without_entity(action_backend) -> None:
                            refund_route="return_and_refund", refund_refundable=19900,
                            refund_reason="quality"))
     assert result.slots()["refund_amount"] == 5000
+
+
+def test_a_stray_number_past_the_order_question_is_an_amount_not_an_order(action_backend) -> None:
+    number = "2026112500009999"
+    state = tracker("refunds_form", text="just refund me 50 please", intent="request_refund",
+                    entities=[{"entity": "order_id", "value": "50"}],  # a real NLU misread
+                    events=[{"event": "slot", "name": "order_id", "value": number}],
+                    slots={"language": "en", "order_id": number, "refund_route": "return_and_refund",
+                           "refund_refundable": 19900, "refund_reason": "quality"},
+                    requested_slot="refund_amount", active_loop="refund_form")
+    result = validate(state, order_id="50")
+    assert result.slots()["order_id"] == number and result.slots()["refund_amount"] == 5000
+    assert result.texts == []
 
 
 # --- who may see what ---------------------------------------------------------------------------
@@ -299,8 +311,8 @@ def test_double_confirmation_refunds_once(session, make, action_backend, languag
     customer = verified(session, make, language=language)
     order = make.order(customer=customer, state=OrderState.DELIVERED)
     session.commit()
-    state = dict(language=language, order_id=order.number, refund_route="return_and_refund",
-                 refund_reason="wrong_size", refund_amount=9900)
+    state = {"language": language, "order_id": order.number, "refund_amount": 9900,
+             "refund_route": "return_and_refund", "refund_reason": "wrong_size"}
     first = run(ActionSubmitRefund(), submitted(**state))
     second = run(ActionSubmitRefund(), submitted(**state))
     refund = session.scalars(select(RefundRequest)).one()

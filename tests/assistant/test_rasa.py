@@ -34,6 +34,9 @@ EXPLAINED_WARNINGS = {
     r"entity 'ticket_number'.*not.*(used|found)": "external entity",
     r"entity 'refund_reason'.*not.*(used|found)": "button-payload entity",
     r"entity 'csat_comment'.*not.*(used|found)": "form text slot",
+    # Uttered by actions, not by rules: action_fallback and action_followup_answer.
+    r"utterance 'utter_default' is not used": "said by action_fallback",
+    r"utterance 'utter_anything_else' is not used": "said by action_followup_answer",
 }
 
 
@@ -54,11 +57,10 @@ def test_data_validates_with_only_explained_warnings() -> None:
                    "--config", "config.yml")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    warnings = [line for line in output.splitlines()
-                if "UserWarning" in line or " WARNING " in line or "warning" in line.lower()]
+    # Rasa's validator reports through UserWarning (library deprecation noise is not ours)
+    warnings = [line for line in output.splitlines() if "UserWarning:" in line]
     unexplained = [w for w in warnings
-                   if not any(re.search(p, w, re.I) for p in EXPLAINED_WARNINGS)
-                   and "rasa.utils.common" not in w and "DeprecationWarning" not in w]
+                   if not any(re.search(p, w, re.I) for p in EXPLAINED_WARNINGS)]
     assert not unexplained, "\n".join(unexplained)
 
 
@@ -77,7 +79,7 @@ def test_there_are_enough_conversation_tests_in_both_languages() -> None:
     texts = []
     for path in (ROOT / "tests" / "conversations").glob("test_*.yml"):
         for story in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("stories", []):
-            texts += [s["user"] for s in story["steps"] if "user" in s]
+            texts += [str(s["user"]) for s in story["steps"] if "user" in s]
     has_zh = sum(1 for t in texts if re.search(r"[\u4e00-\u9fff]", t))
     has_en = sum(1 for t in texts if re.search(r"[A-Za-z]", t) and not t.startswith("/"))
     assert has_zh >= 30 and has_en >= 30, (has_zh, has_en)
