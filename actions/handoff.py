@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rasa_sdk import Tracker
-from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.events import ActionExecuted, ConversationPaused, SlotSet
 
 from actions.base import EventList, KefuAction, Turn
 from ticketing import customers, orders, sla, tickets, triage
@@ -101,6 +101,17 @@ def format_deadline(moment: datetime | None, *, language: str, timezone: str) ->
     return f"{local:%b} {local.day}, {local:%H:%M}"
 
 
+def paused_events(ticket: Ticket) -> EventList:
+    """The bot's last events before a person takes over.
+
+    The ``action_listen`` makes the next user turn (the desk's ``EXTERNAL_csat_request`` after
+    the hand-back) look like any other to the rules, which all start after a listen; the
+    ``pause`` keeps Rasa silent until the desk appends a ``resume``.
+    """
+    return [SlotSet("ticket_number", ticket.number), SlotSet("fallback_count", 0.0),
+            ActionExecuted("action_listen"), ConversationPaused()]
+
+
 def hand_off(turn: Turn, *, reason: str, category: Category | None = None,
              order_number: str | None = None) -> EventList:
     """Open (or join) the ticket, tell the customer, mark the handoff and pause the bot."""
@@ -132,8 +143,7 @@ def hand_off(turn: Turn, *, reason: str, category: Category | None = None,
     identity.handed_off_ticket_id = ticket.id
     _announce(turn, ticket, customer_segment=customer.segment, is_new=ticket.created_at >= now,
               reason=reason)
-    return [SlotSet("ticket_number", ticket.number), SlotSet("fallback_count", 0.0),
-            ConversationPaused()]
+    return paused_events(ticket)
 
 
 def _announce(turn: Turn, ticket: Ticket, *, customer_segment: object, is_new: bool,
@@ -198,5 +208,4 @@ def hand_off_to_ticket(turn: Turn, *, ticket: Ticket, reason: str, text: Text) -
         "priority": ticket.priority.value,
         "language": turn.language,
     }})
-    return [SlotSet("ticket_number", ticket.number), SlotSet("fallback_count", 0.0),
-            ConversationPaused()]
+    return paused_events(ticket)
