@@ -22,12 +22,7 @@ from actions.refund_questions import (
     ActionAskRefundReason,
     ActionAskRefundReasonText,
 )
-from actions.refunds import (
-    ActionRefundPolicy,
-    ActionRefundStatus,
-    ActionSubmitRefund,
-    idempotency_key,
-)
+from actions.refunds import ActionRefundStatus, ActionSubmitRefund, idempotency_key
 from tests.actions.harness import Result, run, tracker
 from ticketing import customers, refunds
 from ticketing.clock import utcnow
@@ -379,46 +374,6 @@ def test_questions_offer_buttons(session, make, action_backend) -> None:
         refund_reason="wrong_size", refund_amount=19900))
     assert "尺码/规格不合适" in confirm.text and "支付宝" in confirm.text
     assert [b["payload"] for b in confirm.buttons] == ["/affirm", "/deny"]
-
-
-# --- status and policy --------------------------------------------------------------------------
-@pytest.mark.parametrize("language, state_word", [("zh", "已退款"), ("en", "refunded")])
-def test_refund_status_in_plain_words(session, make, action_backend, language, state_word) -> None:
-    customer = verified(session, make, language=language)
-    done = make.order(customer=customer, state=OrderState.PAID)
-    other = make.order(customer=customer, state=OrderState.DELIVERED)
-    refunds.request_refund(session, customer_id=customer.id, order_number=done.number,
-                           reason="changed_mind", amount_cents=None, method="original",
-                           idempotency_key="k1")
-    session.commit()
-    everything = run(ActionRefundStatus(), tracker(sender_id=SENDER, slots={"language": language},
-                                                   text="refund?", intent="refund_status"))
-    assert done.number in everything.text and state_word in everything.text
-    assert "¥199.00" in everything.text
-    one = run(ActionRefundStatus(), tracker(sender_id=SENDER, slots={"language": language},
-                                            text=other.number, intent="refund_status",
-                                            entities=[{"entity": "order_id", "value": other.number}]))
-    assert other.number in one.text and done.number not in one.text
-
-
-@pytest.mark.parametrize("language", ["zh", "en"])
-def test_refund_policy_general_product_and_order(session, make, action_backend, language) -> None:
-    customer = verified(session, make, language=language)
-    shirt = make.product(name_zh="定制印花T恤", name_en="Custom Print T-shirt",
-                         no_reason_return_7d=False)
-    order = make.order(customer=customer, state=OrderState.DELIVERED, product=shirt)
-    session.commit()
-    general = run(ActionRefundPolicy(), tracker(slots={"language": language},
-                                                text="policy", intent="refund_policy"))
-    assert ("7 天" in general.text) if language == "zh" else ("7 days" in general.text)
-    product = run(ActionRefundPolicy(), tracker(
-        slots={"language": language}, text="T恤能退吗", intent="refund_policy",
-        entities=[{"entity": "product", "value": "定制印花T恤"}]))
-    assert ("不支持 7 天无理由" in product.text) if language == "zh" else ("excluded" in product.text)
-    mine = run(ActionRefundPolicy(), tracker(
-        sender_id=SENDER, slots={"language": language}, text=order.number,
-        intent="refund_policy", entities=[{"entity": "order_id", "value": order.number}]))
-    assert order.number in mine.text and "售后" in mine.text if language == "zh" else True
 
 
 # --- failures -----------------------------------------------------------------------------------
