@@ -137,22 +137,28 @@ def hand_off(turn: Turn, *, reason: str, category: Category | None = None,
         language=turn.language, category=category, conversation_id=turn.conversation_id,
         order_id=order_id, transcript=transcript, text=words or subject, dedupe=True, now=now,
     )
+    _mark_handed_off(turn, ticket, now)
+    _announce(turn, ticket, text=CREATED if ticket.created_at >= now else APPENDED,
+              customer_segment=customer.segment, reason=reason)
+    return paused_events(ticket)
+
+
+def _mark_handed_off(turn: Turn, ticket: Ticket, now: datetime) -> None:
+    """Record on the channel identity which ticket now owns the conversation (the gateway reads it)."""
     identity = customers.identity_for(
         turn.session, channel=turn.channel,
         external_id=customers.split_conversation_id(turn.conversation_id)[1], now=now)
     identity.handed_off_ticket_id = ticket.id
-    _announce(turn, ticket, customer_segment=customer.segment, is_new=ticket.created_at >= now,
-              reason=reason)
-    return paused_events(ticket)
 
 
-def _announce(turn: Turn, ticket: Ticket, *, customer_segment: object, is_new: bool,
+def _announce(turn: Turn, ticket: Ticket, *, text: Text, customer_segment: object,
               reason: str) -> None:
+    """Tell the customer the ticket number and reply-by time, then emit the handoff marker."""
     deadline = sla.next_deadline(turn.session, ticket=ticket)
     when = format_deadline(deadline, language=turn.language, timezone=turn.backend.timezone)
     budget = sla.policy_for(priority=ticket.priority, segment=customer_segment).first_response
     hours = budget.total_seconds() / 3600
-    turn.say(CREATED if is_new else APPENDED, number=ticket.number, deadline=when,
+    turn.say(text, number=ticket.number, deadline=when,
              hours=int(hours) if hours.is_integer() else round(hours, 1))
     turn.dispatcher.utter_message(json_message={MARKER_KEY: {
         "handoff": True,
@@ -185,27 +191,8 @@ def hand_off_to_ticket(turn: Turn, *, ticket: Ticket, reason: str, text: Text) -
     (a follow-up answered "not solved" reopened it to its owner). ``text`` may use
     ``{number}``, ``{deadline}`` and ``{hours}``. Same marker and pause as a new handoff.
     """
-    now = utcnow()
-    identity = customers.identity_for(
-        turn.session, channel=turn.channel,
-        external_id=customers.split_conversation_id(turn.conversation_id)[1], now=now)
-    identity.handed_off_ticket_id = ticket.id
+    _mark_handed_off(turn, ticket, utcnow())
     customer = turn.session.get(Customer, ticket.customer_id)
-    segment = customer.segment if customer is not None else None
-    deadline = sla.next_deadline(turn.session, ticket=ticket)
-    hours = sla.policy_for(priority=ticket.priority, segment=segment).first_response
-    hours_value = hours.total_seconds() / 3600
-    turn.say(text, number=ticket.number,
-             deadline=format_deadline(deadline, language=turn.language,
-                                      timezone=turn.backend.timezone),
-             hours=int(hours_value) if hours_value.is_integer() else round(hours_value, 1))
-    turn.dispatcher.utter_message(json_message={MARKER_KEY: {
-        "handoff": True,
-        "ticket_id": ticket.id,
-        "ticket_number": ticket.number,
-        "reason": reason,
-        "category": ticket.category.value,
-        "priority": ticket.priority.value,
-        "language": turn.language,
-    }})
+    _announce(turn, ticket, text=text, reason=reason,
+              customer_segment=customer.segment if customer is not None else None)
     return paused_events(ticket)
