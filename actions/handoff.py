@@ -17,7 +17,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import ActionExecuted, ConversationPaused, SlotSet
 
 from actions.base import EventList, KefuAction, Turn
-from ticketing import customers, orders, sla, tickets, triage
+from ticketing import customers, handoffs, orders, sla, tickets, triage
 from ticketing.clock import utcnow
 from ticketing.errors import KefuError
 from ticketing.i18n import Text
@@ -145,10 +145,7 @@ def hand_off(turn: Turn, *, reason: str, category: Category | None = None,
 
 def _mark_handed_off(turn: Turn, ticket: Ticket, now: datetime) -> None:
     """Record on the channel identity which ticket now owns the conversation (the gateway reads it)."""
-    identity = customers.identity_for(
-        turn.session, channel=turn.channel,
-        external_id=customers.split_conversation_id(turn.conversation_id)[1], now=now)
-    identity.handed_off_ticket_id = ticket.id
+    handoffs.mark(turn.session, conversation_id=turn.conversation_id, ticket_id=ticket.id, now=now)
 
 
 def _announce(turn: Turn, ticket: Ticket, *, text: Text, customer_segment: object,

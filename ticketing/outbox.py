@@ -31,7 +31,7 @@ def backoff(attempts: int) -> timedelta:
 def enqueue(
     session: Session,
     *,
-    customer_id: int,
+    customer_id: int | None,
     conversation_id: str | None,
     kind: str,
     text: str,
@@ -40,12 +40,17 @@ def enqueue(
     payload: dict[str, object] | None = None,
     now: datetime | None = None,
 ) -> OutboxMessage:
-    """Owe ``text`` to the customer; due at once."""
+    """Owe ``text`` to the customer; due at once.
+
+    ``customer_id`` may be None for an anonymous visitor; the conversation is then required.
+    """
     if not text or not text.strip():
         raise ValidationError("outbox text is empty")
     if not kind or len(kind) > 24:
         raise ValidationError("outbox kind must be 1-24 characters")
-    if session.get(Customer, customer_id) is None:
+    if customer_id is None and not conversation_id:
+        raise ValidationError("an outbox message needs a customer or a conversation")
+    if customer_id is not None and session.get(Customer, customer_id) is None:
         raise CustomerNotFound(customer_id=customer_id)
     now = now or utcnow()
     message = OutboxMessage(
@@ -116,6 +121,39 @@ def due(
             message.next_attempt_at = now + timedelta(seconds=lease_seconds)
         session.flush()
     return messages
+
+
+def lease_conversation(
+    session: Session,
+    *,
+    conversation_id: str,
+    lease_seconds: float,
+    now: datetime | None = None,
+    limit: int = 50,
+) -> list[OutboxMessage]:
+    """The conversation's undelivered messages, in order, up to the first that is not due yet.
+
+    For a gateway that has just produced answers and delivers them at once: the rows are
+    pushed back by ``lease_seconds`` (locked on databases that can), so a poller elsewhere does
+    not send them too. A message still backing off holds back everything behind it.
+    """
+    now = now or utcnow()
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.conversation_id == conversation_id,
+               OutboxMessage.delivered_at.is_(None))
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(of=OutboxMessage)  # wait, never skip: skipping would reorder
+    )
+    leased: list[OutboxMessage] = []
+    for message in session.scalars(stmt):
+        if message.next_attempt_at > now:
+            break
+        message.next_attempt_at = now + timedelta(seconds=lease_seconds)
+        leased.append(message)
+    session.flush()
+    return leased
 
 
 def _get(session: Session, message_id: int) -> OutboxMessage:

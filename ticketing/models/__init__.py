@@ -5,7 +5,7 @@ from ticketing.models.catalog import Product
 from ticketing.models.customers import ChannelIdentity, Customer, Segment
 from ticketing.models.desk import Agent, Availability, Role, Team, Tier
 from ticketing.models.feedback import Survey
-from ticketing.models.messaging import AuditLog, Notification, OutboxMessage
+from ticketing.models.messaging import AuditLog, InboundMessage, Notification, OutboxMessage
 from ticketing.models.orders import (
     ACTIVE_REFUND_STATES,
     Order,
@@ -33,7 +33,7 @@ from ticketing.models.tickets import (
 
 __all__ = [
     "ACTIVE_REFUND_STATES", "Agent", "AuditLog", "Availability", "Base", "Category", "Channel",
-    "ChannelIdentity", "Customer", "Notification", "Order", "OrderItem", "OrderState",
+    "ChannelIdentity", "Customer", "InboundMessage", "Notification", "Order", "OrderItem", "OrderState",
     "OutboxMessage", "Priority", "Product", "RefundKind", "RefundMethod", "RefundRequest",
     "RefundState", "Role", "Segment", "Shipment", "SlaTimer", "Survey", "Team", "Ticket",
     "TicketEvent", "TicketMessage", "TicketState", "Tier", "TimerKind", "TimerStatus",

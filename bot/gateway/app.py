@@ -1,0 +1,124 @@
+"""Assembling and running the gateway: database, Redis (optional), Rasa client, channels, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.gateway.core import Gateway
+from bot.gateway.delivery import Delivery
+from bot.gateway.http import build_app
+from bot.gateway.metrics import GatewayMetrics
+from bot.gateway.ratelimit import RateLimiter
+from bot.gateway.settings import GatewaySettings
+from bot.gateway.telegram import TelegramChannel
+from bot.gateway.widget import WidgetChannel
+from bot.rasa_client import AsyncRasaClient
+from ticketing import timer_index
+from ticketing.db import make_engine, make_session_factory
+from ticketing.settings import Settings, dev_secret, load_settings, var_dir
+
+log = logging.getLogger("kefu.gateway")
+
+
+class GatewayService:
+    """Everything the gateway runs, started and stopped together."""
+
+    def __init__(self, settings: GatewaySettings | None = None, app_settings: Settings | None = None,
+                 *, session_factory: sessionmaker[Session] | None = None,
+                 demo_page: bool = True) -> None:
+        self.app_settings = app_settings or load_settings()
+        settings = settings or GatewaySettings.from_environ()
+        if not settings.widget_secret:
+            settings = dataclasses.replace(settings, widget_secret=dev_secret("widget.secret"))
+        self.settings = settings
+        self._engine = None
+        if session_factory is None:
+            self._engine = make_engine(self.app_settings.database_url)
+            session_factory = make_session_factory(self._engine)
+        self.session_factory = session_factory
+        self.demo_page = demo_page
+        self.redis: Any = None
+        self._uninstall = None
+        self.metrics = GatewayMetrics()
+        self.rasa = AsyncRasaClient(settings.rasa_url, timeout=max(settings.rasa_timeout, 1.0) + 5)
+        self.gateway: Gateway | None = None
+        self.telegram: TelegramChannel | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self._delivery_task: asyncio.Task[None] | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        if self.app_settings.redis_url:
+            import redis
+            import redis.asyncio as aredis
+
+            self.redis = aredis.Redis.from_url(self.app_settings.redis_url,
+                                               socket_connect_timeout=1, socket_timeout=1)
+            index = timer_index.RedisTimerIndex(redis.Redis.from_url(
+                self.app_settings.redis_url, decode_responses=True, socket_timeout=1))
+            self._uninstall = timer_index.install(self.session_factory, index)
+        limiter = RateLimiter(limit=self.settings.rate_limit, window=self.settings.rate_window,
+                              redis=self.redis)
+        gateway = Gateway(settings=self.settings, session_factory=self.session_factory,
+                          rasa=self.rasa, limiter=limiter, metrics=self.metrics,
+                          pii_key=self.app_settings.pii_key)
+        self.gateway = gateway
+        delivery = Delivery(gateway)
+        widget = WidgetChannel(gateway)
+        gateway.register(widget)
+        if self.settings.telegram_token:
+            self.telegram = TelegramChannel(gateway, attachments_dir=var_dir() / "attachments")
+            gateway.register(self.telegram)
+            await self.telegram.start()
+        app = build_app(gateway, widget, self.telegram, redis=self.redis, demo_page=self.demo_page)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        self._delivery_task = asyncio.create_task(delivery.run(self._stopping))
+        log.info("gateway on http://%s:%s (telegram: %s)", self.settings.host, self.port,
+                 "webhook" if self.settings.telegram_webhook_url
+                 else "polling" if self.telegram else "off")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._delivery_task is not None:
+            await asyncio.gather(self._delivery_task, return_exceptions=True)
+        if self.telegram is not None:
+            await self.telegram.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.rasa.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self._uninstall is not None:
+            self._uninstall()
+        if self._engine is not None:
+            self._engine.dispose()
+
+    async def wait(self) -> None:
+        await self._stopping.wait()
+
+
+async def serve() -> None:
+    service = GatewayService()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, service._stopping.set)
+    await service.start()
+    print(f"gateway ready on http://{service.settings.host}:{service.port}", flush=True)
+    try:
+        await service.wait()
+    finally:
+        await service.stop()

@@ -1,0 +1,180 @@
+"""Delivering the outbox: once, in order per conversation, retried with backoff until it lands.
+
+Two things start a delivery: the gateway right after it queued answers (no waiting), and a
+poller that finds whatever is due (agent replies written at the desk, CSAT surveys and
+follow-ups from the worker, retries). Both go through one lane per conversation, and rows are
+leased in the database, so nothing is sent twice or out of order.
+
+Two kinds of rows need the assistant first:
+- a row about a handed-off ticket that is now solved or closed hands the conversation back
+  (Rasa ``resume``, then the handoff is forgotten);
+- a row carrying an ``intent`` (``EXTERNAL_csat_request``...) is run in Rasa; what the bot
+  says is queued in its place (the row is kept, hidden from the history). If Rasa cannot run
+  it, the row's own text and buttons are shown instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.gateway.core import Gateway, rasa_rows
+from bot.gateway.lanes import Lanes
+from ticketing import chat_history, customers, handoffs, outbox
+from ticketing.chat_history import Entry
+from ticketing.models import OutboxMessage
+
+log = logging.getLogger("kefu.gateway.delivery")
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    conversation_id: str
+    kind: str
+    language: str
+    customer_id: int | None
+    ticket_id: int | None
+    payload: dict[str, Any]
+    entry: Entry
+
+    @classmethod
+    def of(cls, message: OutboxMessage) -> Row:
+        return cls(id=message.id, conversation_id=message.conversation_id or "", kind=message.kind,
+                   language=message.language, customer_id=message.customer_id,
+                   ticket_id=message.ticket_id, payload=dict(message.payload or {}),
+                   entry=chat_history.outgoing_entry(message))
+
+
+class Delivery:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.lanes = Lanes()
+        self._tasks: set[asyncio.Task[None]] = set()
+        gateway.deliver_now = self.conversation
+
+    async def conversation(self, conversation_id: str) -> None:
+        """Deliver everything due for one conversation, stopping at the first failure."""
+        gw = self.gateway
+        async with self.lanes.hold(conversation_id):
+            for _round in range(20):  # a triggered intent queues new rows: pick them up too
+                rows = await gw.db(lambda s: [Row.of(m) for m in outbox.lease_conversation(
+                    s, conversation_id=conversation_id, lease_seconds=gw.settings.lease_seconds)])
+                if not rows:
+                    return
+                for row in rows:
+                    if not await self._one(row):
+                        await gw.db(lambda s: _release_lease(s, rows, after=row.id))
+                        return
+
+    async def _one(self, row: Row) -> bool:
+        gw = self.gateway
+        channel_name, external_id = customers.split_conversation_id(row.conversation_id)
+        channel = gw.channels.get(channel_name)
+        if channel is None:
+            return await self._failed(row, f"channel {channel_name!r} is not running")
+        if row.ticket_id is not None:
+            over = await gw.db(lambda s: handoffs.is_over(
+                s, conversation_id=row.conversation_id, ticket_id=row.ticket_id))
+            if over:
+                try:
+                    await gw.hand_back(row.conversation_id)
+                except Exception as exc:
+                    return await self._failed(row, f"hand-back: {exc!r}")
+        intent = row.payload.get("intent")
+        if isinstance(intent, str) and intent:
+            if await self._run_intent(row, intent):
+                return True
+        try:
+            await channel.deliver(external_id, row.entry)
+        except Exception as exc:
+            gw.metrics.delivery_failures.labels(channel_name).inc()
+            return await self._failed(row, repr(exc))
+        await gw.db(lambda s: outbox.mark_delivered(s, message_id=row.id))
+        gw.metrics.messages_out.labels(channel_name, row.kind).inc()
+        return True
+
+    async def _run_intent(self, row: Row, intent: str) -> bool:
+        """Let the assistant say it (CSAT, follow-up); False = show the row itself instead."""
+        gw = self.gateway
+        entities = row.payload.get("entities") or {}
+        try:
+            messages = await asyncio.wait_for(
+                gw.rasa.trigger(row.conversation_id, intent, dict(entities)),
+                timeout=gw.settings.rasa_timeout)
+        except Exception as exc:
+            log.warning("cannot run %s for %s (%r): sending the plain survey", intent,
+                        row.conversation_id, exc)
+            gw.metrics.errors.labels("rasa_trigger").inc()
+            return False
+        answers = rasa_rows(messages)
+        if not answers:  # e.g. the conversation is handed off again: Rasa stays silent
+            return False
+
+        def work(session: Session) -> None:
+            for text, payload in answers:
+                outbox.enqueue(session, customer_id=row.customer_id,
+                               conversation_id=row.conversation_id, kind="bot", text=text,
+                               language=row.language, payload=payload, ticket_id=row.ticket_id)
+            message = session.get(OutboxMessage, row.id)
+            if message is not None:
+                message.payload = {**row.payload, chat_history.HIDDEN: True}
+            outbox.mark_delivered(session, message_id=row.id)
+
+        await gw.db(work)
+        return True
+
+    async def _failed(self, row: Row, error: str) -> bool:
+        log.info("delivery of outbox %s to %s failed: %s", row.id, row.conversation_id, error)
+        await self.gateway.db(lambda s: outbox.mark_failed(s, message_id=row.id, error=error))
+        return False
+
+    # -- the poller --------------------------------------------------------------------------
+
+    async def poll_once(self) -> int:
+        """Start delivering every conversation with something due; returns how many."""
+        conversations = await self.gateway.db(lambda s: sorted({
+            m.conversation_id for m in outbox.due(s, limit=500) if m.conversation_id}))
+        started = 0
+        for conversation in conversations:
+            if self.lanes.busy(conversation):
+                continue  # being delivered right now; it picks up what is new
+            task = asyncio.create_task(self.conversation(conversation))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+            started += 1
+        return started
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery task failed", exc_info=task.exception())
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await self.poll_once()
+            except Exception:
+                log.exception("outbox poll failed; trying again")
+                self.gateway.metrics.errors.labels("outbox_poll").inc()
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=self.gateway.settings.outbox_interval)
+            except asyncio.TimeoutError:
+                pass
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _release_lease(session: Session, rows: list[Row], *, after: int) -> None:
+    """Rows leased behind a failed one wait for it (they must not overtake it)."""
+    for row in rows:
+        if row.id > after:
+            message = session.get(OutboxMessage, row.id)
+            if message is not None and message.delivered_at is None:
+                failed = session.get(OutboxMessage, after)
+                if failed is not None:
+                    message.next_attempt_at = failed.next_attempt_at

@@ -1,0 +1,255 @@
+"""Telegram through python-telegram-bot v22: polling by default, webhook with a secret token.
+
+Buttons become inline keyboards (a press is answered, then sent on as its payload); a shared
+contact whose ``user_id`` is the sender's verifies them by phone; photos in a handed-off
+conversation are stored and attached to the ticket; other non-text messages get a polite
+answer. Duplicate updates (same ``update_id``) are handled once (the inbound log).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ChatAction
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.gateway import texts
+from bot.gateway.core import Gateway, Incoming, Outcome, language_of
+from bot.gateway.verification import verify_phone
+from ticketing import customers
+from ticketing.chat_history import Entry
+from ticketing.models import OutboxMessage
+
+log = logging.getLogger("kefu.gateway.telegram")
+
+CALLBACK_LIMIT = 64  # bytes Telegram keeps of a button's callback_data
+HASHED = "h:"
+
+
+def callback_data(payload: str) -> str:
+    """The payload itself when it fits, else a hash the press is resolved from (see below)."""
+    if len(payload.encode()) <= CALLBACK_LIMIT:
+        return payload
+    return HASHED + hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def keyboard(buttons: list[dict[str, str]]) -> InlineKeyboardMarkup:
+    """Short titles (CSAT 1-5) side by side, longer ones one per row."""
+    keys = [InlineKeyboardButton(b["title"][:64] or "·", callback_data=callback_data(b["payload"]))
+            for b in buttons]
+    if len(keys) <= 5 and all(len(b["title"]) <= 4 for b in buttons):
+        return InlineKeyboardMarkup([keys])
+    return InlineKeyboardMarkup([[key] for key in keys])
+
+
+def contact_keyboard(language: str) -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup([[KeyboardButton(texts.SHARE_PHONE.get(language),
+                                                request_contact=True)]],
+                               resize_keyboard=True, is_persistent=True)
+
+
+class TelegramChannel:
+    name = "telegram"
+
+    def __init__(self, gateway: Gateway, *, attachments_dir: Path) -> None:
+        self.gateway = gateway
+        self.attachments_dir = attachments_dir
+        self.application: Application | None = None
+        self._offered: set[str] = set()  # chats shown the "share my phone number" keyboard
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def build(self) -> Application:
+        settings = self.gateway.settings
+        builder = ApplicationBuilder().token(settings.telegram_token or "").concurrent_updates(64)
+        if settings.telegram_base_url:
+            builder = builder.base_url(settings.telegram_base_url)
+        if settings.telegram_base_file_url:
+            builder = builder.base_file_url(settings.telegram_base_file_url)
+        if settings.telegram_webhook_url:
+            builder = builder.updater(None)  # updates arrive on the gateway's own HTTP server
+        app = builder.build()
+        app.add_handler(CommandHandler("start", self.on_start))
+        app.add_handler(MessageHandler(filters.CONTACT, self.on_contact))
+        app.add_handler(MessageHandler(filters.PHOTO, self.on_photo))
+        app.add_handler(MessageHandler(filters.TEXT, self.on_text))
+        app.add_handler(CallbackQueryHandler(self.on_button))
+        app.add_handler(MessageHandler(filters.ALL, self.on_other))
+        app.add_error_handler(self.on_error)
+        self.application = app
+        return app
+
+    async def start(self) -> None:
+        app = self.application or self.build()
+        await app.initialize()
+        await app.start()
+        settings = self.gateway.settings
+        if settings.telegram_webhook_url:
+            await app.bot.set_webhook(settings.telegram_webhook_url,
+                                      secret_token=settings.telegram_webhook_secret,
+                                      allowed_updates=Update.ALL_TYPES)
+        elif app.updater is not None:
+            await app.updater.start_polling(poll_interval=0.0, timeout=10,
+                                            allowed_updates=Update.ALL_TYPES)
+
+    async def stop(self) -> None:
+        app = self.application
+        if app is None:
+            return
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+    async def webhook(self, body: dict[str, Any], secret: str | None) -> int:
+        """One update posted by Telegram; 403 unless the secret token matches."""
+        expected = self.gateway.settings.telegram_webhook_secret
+        if self.application is None or not expected or secret != expected:
+            return 403
+        update = Update.de_json(body, self.application.bot)
+        await self.application.update_queue.put(update)
+        return 200
+
+    # -- Channel protocol --------------------------------------------------------------------
+
+    async def deliver(self, external_id: str, entry: Entry) -> None:
+        bot = self._bot()
+        markup: Any = None
+        if entry.buttons:
+            markup = keyboard(entry.buttons)
+        elif entry.kind == "verified":
+            markup = ReplyKeyboardRemove()
+            self._offered.add(external_id)
+        elif external_id not in self._offered and not await self._verified(external_id):
+            markup = contact_keyboard(language_of(entry.text) or "zh")
+            self._offered.add(external_id)
+        text = entry.text if entry.kind != "agent_reply" or not entry.agent else \
+            f"👤 {entry.agent}: {entry.text}"
+        await bot.send_message(chat_id=int(external_id), text=text[:4096], reply_markup=markup)
+
+    async def typing(self, external_id: str, on: bool) -> None:
+        if on:
+            await self._bot().send_chat_action(chat_id=int(external_id), action=ChatAction.TYPING)
+
+    def _bot(self) -> Any:
+        if self.application is None:
+            raise RuntimeError("the Telegram channel is not started")
+        return self.application.bot
+
+    async def _verified(self, external_id: str) -> bool:
+        conversation = customers.conversation_id_for(self.name, external_id)
+        return await self.gateway.db(lambda s: customers.customer_for_conversation(
+            s, conversation_id=conversation) is not None)
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    def _incoming(self, update: Update, **fields: Any) -> Incoming:
+        user = update.effective_user
+        chat = update.effective_chat
+        return Incoming(channel=self.name, external_id=str(chat.id if chat else user.id),
+                        dedupe_key=f"u{update.update_id}",
+                        language=user.language_code if user else None, **fields)
+
+    async def _reply(self, update: Update, outcome: Outcome) -> None:
+        if outcome.reply and update.effective_chat is not None:
+            await self._bot().send_message(chat_id=update.effective_chat.id, text=outcome.reply)
+
+    async def on_start(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/start is a greeting; the assistant answers and the contact keyboard is offered."""
+        outcome = await self.gateway.receive(self._incoming(update, text="/start",
+                                                            payload="/greet"))
+        await self._reply(update, outcome)
+
+    async def on_text(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        text = update.effective_message.text or ""
+        if text.startswith("/"):  # other commands are words, not Rasa intent payloads
+            text = text[1:].split("@", 1)[0] or text
+        outcome = await self.gateway.receive(self._incoming(update, text=text))
+        await self._reply(update, outcome)
+
+    async def on_button(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        await query.answer()
+        data = query.data or ""
+        title, payload = data, data
+        markup = query.message.reply_markup if query.message is not None else None
+        for row in getattr(markup, "inline_keyboard", ()) or ():
+            for button in row:
+                if button.callback_data == data:
+                    title = button.text
+        if data.startswith(HASHED):
+            payload = await self._resolve(str(update.effective_chat.id), data) or title
+        outcome = await self.gateway.receive(self._incoming(update, text=title, payload=payload))
+        await self._reply(update, outcome)
+
+    async def _resolve(self, external_id: str, hashed: str) -> str | None:
+        """The long payload behind a hashed button, from the conversation's recent messages."""
+        conversation = customers.conversation_id_for(self.name, external_id)
+
+        def work(session: Any) -> str | None:
+            rows = session.query(OutboxMessage).filter(
+                OutboxMessage.conversation_id == conversation).order_by(
+                OutboxMessage.id.desc()).limit(50)
+            for row in rows:
+                for button in (row.payload or {}).get("buttons") or []:
+                    if callback_data(str(button.get("payload", ""))) == hashed:
+                        return str(button["payload"])
+            return None
+
+        return await self.gateway.db(work)
+
+    async def on_contact(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        contact = message.contact
+        own = contact.user_id is not None and contact.user_id == update.effective_user.id
+        await verify_phone(self.gateway, self._incoming(update, text="[contact]"),
+                           phone=contact.phone_number, own=own)
+
+    async def on_photo(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        photo = message.photo[-1]  # the largest size
+        attachment: dict[str, Any] = {"kind": "photo", "telegram_file_id": photo.file_id}
+        try:
+            data = bytes(await (await context.bot.get_file(photo.file_id)).download_as_bytearray())
+            digest = hashlib.sha256(data).hexdigest()
+            self.attachments_dir.mkdir(parents=True, exist_ok=True)
+            path = self.attachments_dir / f"{digest}.jpg"
+            path.write_bytes(data)
+            attachment.update(path=str(path), sha256=digest, bytes=len(data))
+        except Exception as exc:  # keep the reference; an agent can still fetch it by file id
+            log.warning("could not download a photo: %s", exc)
+        outcome = await self.gateway.receive(self._incoming(
+            update, text=message.caption or "", kind="photo", attachments=[attachment]))
+        await self._reply(update, outcome)
+
+    async def on_other(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.effective_message is None:
+            return
+        outcome = await self.gateway.receive(self._incoming(update, kind="unsupported"))
+        await self._reply(update, outcome)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram update %r failed: %s", getattr(update, "update_id", None),
+                  context.error, exc_info=context.error)
+        self.gateway.metrics.errors.labels("telegram").inc()
+
