@@ -112,3 +112,28 @@ def test_lease_hides_handed_out_messages_from_other_gateways(session, make) -> N
     assert message.next_attempt_at == NOW + timedelta(seconds=30)
     assert outbox.due(session, now=NOW + timedelta(seconds=10)) == []
     assert outbox.due(session, now=NOW + timedelta(seconds=30)) == [message]  # lease ran out
+
+
+def test_anonymous_visitors_are_owed_messages_by_conversation(session) -> None:
+    message = outbox.enqueue(session, customer_id=None, conversation_id="widget:v-12345678",
+                             kind="bot", text="您好", now=NOW)
+    assert message.customer_id is None
+    with pytest.raises(errors.ValidationError):
+        outbox.enqueue(session, customer_id=None, conversation_id=None, kind="bot", text="hi")
+
+
+def test_lease_conversation_takes_rows_in_order_up_to_one_backing_off(session, make) -> None:
+    customer = make.customer()
+    a, b, c = (put(session, customer, t) for t in ("a", "b", "c"))
+    leased = outbox.lease_conversation(session, conversation_id="tg-1", lease_seconds=30, now=NOW)
+    assert leased == [a, b, c]
+    assert outbox.lease_conversation(session, conversation_id="tg-1", lease_seconds=30,
+                                     now=NOW) == []  # leased: nobody else takes them
+    outbox.mark_delivered(session, message_id=a.id, now=NOW)
+    outbox.mark_failed(session, message_id=b.id, error="timeout", now=NOW)
+    later = NOW + timedelta(seconds=31)
+    assert outbox.lease_conversation(session, conversation_id="tg-1", lease_seconds=30,
+                                     now=later) == [b, c]
+    outbox.mark_failed(session, message_id=b.id, error="timeout", now=later)  # backs off 10 s
+    assert outbox.lease_conversation(session, conversation_id="tg-1", lease_seconds=30,
+                                     now=later + timedelta(seconds=5)) == []  # c waits for b

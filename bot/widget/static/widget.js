@@ -229,17 +229,22 @@
   var root, launcher, badge, panel, banner, list, typingEl, form, input, sendBtn;
 
   function build() {
-    var css = baseUrl + "widget.css";
-    var links = document.querySelectorAll("link[data-kefu-css]");
-    if (!links.length) {
+    root = el("div", "kefu-root");
+    if (!document.querySelector("link[data-kefu-css]")) {
+      // Hidden until the stylesheet arrives, so the page never shows an unstyled widget.
+      root.style.visibility = "hidden";
+      var reveal = function () {
+        root.style.visibility = "";
+      };
       var link = document.createElement("link");
       link.rel = "stylesheet";
-      link.href = css;
+      link.href = baseUrl + "widget.css";
       link.setAttribute("data-kefu-css", "");
+      link.onload = reveal;
+      link.onerror = reveal;
+      setTimeout(reveal, 5000);
       (document.head || document.documentElement).appendChild(link);
     }
-
-    root = el("div", "kefu-root");
     root.setAttribute("lang", lang === "zh" ? "zh-CN" : "en");
 
     launcher = el("button", "kefu-launcher");
