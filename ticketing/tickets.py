@@ -156,6 +156,8 @@ def create_ticket(
         )
         if existing is not None:
             _check_contact_allowed(existing, now, reopen_window)
+            if conversation_id:  # replies go where the customer wrote last
+                existing.conversation_id = conversation_id
             for author, body, at in turns:
                 session.add(TicketMessage(ticket_id=existing.id, at=at, author_type=author,
                                           body=body))

@@ -195,3 +195,99 @@ def demo_customer(database_url: str) -> tuple[int, str]:
 
 def write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
+
+
+def _factory(database_url: str):
+    from ticketing.db import make_engine, make_session_factory
+
+    engine = make_engine(database_url)
+    return engine, make_session_factory(engine)
+
+
+def demo_phone(live: LiveAssistant, customer_id: int) -> str:
+    """The demo customer's phone in clear (tests only: it is stored encrypted)."""
+    from ticketing.models import Customer
+    from ticketing.pii import PiiCipher
+    from ticketing.settings import load_settings
+
+    cipher = PiiCipher(load_settings(live.env).pii_key)
+    engine, factory = _factory(live.database_url)
+    try:
+        with factory() as session:
+            customer = session.get(Customer, customer_id)
+            return cipher.decrypt(customer.phone_enc, field="phone")
+    finally:
+        engine.dispose()
+
+
+class Desk:
+    """What an agent does at the desk, through the real ticketing services."""
+
+    def __init__(self, database_url: str) -> None:
+        self.engine, self.factory = _factory(database_url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def handed_off_ticket(self, conversation_id: str) -> int | None:
+        from ticketing import handoffs
+
+        with self.factory() as session:
+            ticket = handoffs.handed_off_ticket(session, conversation_id=conversation_id)
+            return ticket.id if ticket is not None else None
+
+    def _agent_for(self, session, ticket) -> int:
+        from sqlalchemy import select
+
+        from ticketing import ownership
+        from ticketing.models import Agent, Role
+
+        if ticket.owner_id is None:
+            agent = session.scalars(select(Agent).where(Agent.role == Role.SUPERVISOR)
+                                    .order_by(Agent.id).limit(1)).one()
+            ownership.claim(session, ticket_id=ticket.id, agent_id=agent.id)
+            return agent.id
+        return ticket.owner_id
+
+    def reply(self, ticket_id: int, body: str) -> None:
+        from ticketing import tickets
+
+        with self.factory.begin() as session:
+            ticket = tickets.get_ticket(session, ticket_id)
+            tickets.agent_reply(session, ticket_id=ticket_id,
+                                agent_id=self._agent_for(session, ticket), body=body)
+
+    def solve(self, ticket_id: int, resolution: str) -> None:
+        from ticketing import tickets
+
+        with self.factory.begin() as session:
+            ticket = tickets.get_ticket(session, ticket_id)
+            tickets.solve(session, ticket_id=ticket_id, agent_id=self._agent_for(session, ticket),
+                          resolution=resolution)
+
+    def thread(self, ticket_id: int) -> list[tuple[str, str, list]]:
+        from sqlalchemy import select
+
+        from ticketing.models import TicketMessage
+
+        with self.factory() as session:
+            return [(m.author_type, m.body, list(m.attachments or [])) for m in session.scalars(
+                select(TicketMessage).where(TicketMessage.ticket_id == ticket_id)
+                .order_by(TicketMessage.id))]
+
+    def survey_score(self, ticket_id: int) -> int | None:
+        from ticketing import csat
+
+        with self.factory() as session:
+            survey = csat.survey_for_ticket(session, ticket_id=ticket_id)
+            return survey.score if survey is not None else None
+
+    def inbound(self, conversation_id: str) -> list[tuple[str, str | None]]:
+        from sqlalchemy import select
+
+        from ticketing.models import InboundMessage
+
+        with self.factory() as session:
+            return [(m.text, m.route) for m in session.scalars(
+                select(InboundMessage).where(InboundMessage.conversation_id == conversation_id)
+                .order_by(InboundMessage.id))]

@@ -302,12 +302,35 @@ def test_too_long_message_is_refused_locally(page: Page, gateway: FakeGateway) -
 
 
 @screenshot_on_failure
-def test_error_frame_is_shown_with_the_server_text(page: Page, gateway: FakeGateway) -> None:
+def test_error_frames_show_server_text_and_set_delivery_state(page: Page, gateway: FakeGateway) -> None:
     open_shop(page, gateway)
     type_and_send(page, "!ratelimit")
     expect(page.locator(".kefu-system[data-code='rate_limited']")).to_have_text(
         "Too many messages, please wait a moment.")
-    expect(own(page, "!ratelimit").locator(".kefu-state")).to_have_attribute("data-state", "failed")
+    # Stored, only refused an answer: it stays delivered.
+    expect(own(page, "!ratelimit").locator(".kefu-state")).to_have_attribute(
+        "data-state", "received")
+    assert pending(page) == []
+
+    type_and_send(page, "!unavailable for a moment")
+    expect(page.locator(".kefu-system[data-code='unavailable']")).to_have_text(
+        "The service is briefly unavailable.")
+    mine = own(page, "!unavailable for a moment")
+    expect(mine.locator(".kefu-state")).to_have_attribute("data-state", "sending")
+    client_id = mine.get_attribute("data-client-id")
+    # Kept in the queue and tried again a few seconds later, on the same socket.
+    expect(mine.locator(".kefu-state")).to_have_attribute("data-state", "received")
+    assert gateway.message_frames(client_id) == 2
+    assert pending(page) == []
+    assert gateway.open_sockets() >= 1
+
+    # A server with a lower limit (KEFU_MAX_MESSAGE_CHARS) refuses it for good: "not sent".
+    type_and_send(page, "!toolong by the server's measure")
+    expect(page.locator(".kefu-system[data-code='too_long']")).to_have_text(
+        "Message too long (server).")
+    refused = own(page, "!toolong by the server's measure")
+    expect(refused.locator(".kefu-state")).to_have_attribute("data-state", "failed")
+    expect(refused.locator(".kefu-state")).to_have_text("Not sent")
     assert pending(page) == []
 
 

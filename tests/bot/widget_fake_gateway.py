@@ -32,6 +32,7 @@ ERROR_TEXTS = {
     "too_long": {"zh": "消息太长（服务器）。", "en": "Message too long (server)."},
     "rate_limited": {"zh": "发送太频繁，请稍后再试。", "en": "Too many messages, please wait a moment."},
     "bad_frame": {"zh": "无法识别的消息。", "en": "Unrecognised frame."},
+    "unavailable": {"zh": "服务暂时不可用。", "en": "The service is briefly unavailable."},
 }
 
 T = TypeVar("T")
@@ -51,8 +52,10 @@ class FakeGateway:
     """Serves demo.html, widget.js/.css and /ws; echoes messages with two buttons.
 
     Special message texts steer it: ``slow …`` answers after 1 s (typing indicator visible),
+    ``!toolong …`` is refused as too long (a server with a lower limit),
     ``noreceipt …`` is stored but its ``received`` frame is never sent (a lost receipt),
-    ``!ratelimit`` is refused with an ``error`` frame carrying the message's client id.
+    ``!ratelimit`` is stored and then refused an answer, ``!unavailable …`` is refused unstored
+    the first time; both ``error`` frames carry the message's client id, as the real gateway's do.
     """
 
     def __init__(self, static_dir: Path = STATIC_DIR) -> None:
@@ -235,21 +238,23 @@ class FakeGateway:
         self._message_frames[client_id] += 1
         history = self._history[conn.visitor]
         stored = next((e for e in history if e.get("client_id") == client_id), None)
-        if stored is not None:  # a resend: confirm again, answer nothing new
-            await conn.ws.send_json({"type": "received", "client_id": client_id,
-                                     "id": stored["id"]})
+        if stored is not None:  # a resend: confirmed again (no id, as the real gateway does)
+            await conn.ws.send_json({"type": "received", "client_id": client_id, "id": None})
             return
-        if len(text) > MAX_CHARS:
+        if len(text) > MAX_CHARS or text.startswith("!toolong"):
             await self._error(conn, "too_long", client_id)
             return
-        if text == "!ratelimit":
-            await self._error(conn, "rate_limited", client_id)
+        if text.startswith("!unavailable") and self._message_frames[client_id] == 1:
+            await self._error(conn, "unavailable", client_id)  # not stored: try again
             return
         entry = self._entry("in", "customer", text, client_id=client_id)
         history.append(entry)
         if not text.startswith("noreceipt"):
             await conn.ws.send_json({"type": "received", "client_id": client_id,
                                      "id": entry["id"]})
+        if text == "!ratelimit":  # like the real gateway: stored, then refused an answer
+            await self._error(conn, "rate_limited", client_id)
+            return
         await self._broadcast(conn.visitor, {"type": "typing", "on": True})
         await asyncio.sleep(1.0 if text.startswith("slow") else 0.05)
         await self._deliver(conn.visitor, self._entry("out", "bot", f"echo: {text}",

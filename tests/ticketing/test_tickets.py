@@ -156,6 +156,16 @@ def test_dedupe_appends_to_the_open_ticket_about_the_same_order(session, make) -
     assert other.id != first.id
 
 
+def test_dedupe_from_another_channel_moves_the_replies_there(session, make) -> None:
+    desk = build_desk(make)
+    customer = make.customer()
+    first = claimed_ticket(session, make, desk, customer=customer)
+    again = tickets.create_ticket(
+        session, customer_id=customer.id, subject="还在等", channel="widget",
+        conversation_id="widget:c-9", text="还在等回复", dedupe=True, now=NOW + timedelta(hours=1))
+    assert again.id == first.id and again.conversation_id == "widget:c-9"
+
+
 def test_dedupe_reopens_a_recently_solved_ticket_to_its_owner(session, make) -> None:
     desk = build_desk(make)
     customer = make.customer()

@@ -15,6 +15,7 @@
   var BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
   var WELCOME_TIMEOUT_MS = 10000; // an open socket without a welcome is treated as dead
   var TYPING_TIMEOUT_MS = 60000; // a lost "typing off" must not leave dots forever
+  var RETRY_UNAVAILABLE_MS = 3000; // after an "unavailable" error the queue is tried again
   var VISITOR_KEY = "kefu.visitor";
   var PENDING_KEY = "kefu.pending";
   var OPEN_KEY = "kefu.open";
@@ -502,6 +503,7 @@
   var attempt = 0;
   var reconnectTimer = null;
   var welcomeTimer = null;
+  var retryTimer = null;
 
   function sendFrame(frame) {
     if (!ws || ws.readyState !== 1) return false;
@@ -632,13 +634,36 @@
     scrollToBottom();
   }
 
+  function stateOf(clientId) {
+    var node = byClientId[clientId];
+    var stateEl = node && node.querySelector(".kefu-state");
+    return stateEl ? stateEl.getAttribute("data-state") : null;
+  }
+
+  // Resends what is still unconfirmed; the client id makes a repeat harmless.
+  function resendPending() {
+    retryTimer = null;
+    if (!ready) return; // the next welcome resends anyway
+    loadPending().forEach(function (item) {
+      if (stateOf(item.client_id) === "sending") sendFrame(messageFrame(item));
+    });
+  }
+
   function onError(frame) {
     var text = typeof frame.text === "string" && frame.text ? frame.text : String(frame.code || "error");
-    if (typeof frame.client_id === "string" && byClientId[frame.client_id]) {
-      dropPending(frame.client_id); // refused for good: a resend would be refused again
-      setState(byClientId[frame.client_id], "failed");
+    var code = typeof frame.code === "string" ? frame.code : null;
+    var clientId = typeof frame.client_id === "string" ? frame.client_id : null;
+    if (clientId && byClientId[clientId]) {
+      if (code === "unavailable") {
+        // The service is down for a moment: keep the message queued and try again.
+        if (!retryTimer) retryTimer = setTimeout(resendPending, RETRY_UNAVAILABLE_MS);
+      } else if (stateOf(clientId) !== "received") {
+        dropPending(clientId); // refused for good: a resend would be refused again
+        setState(byClientId[clientId], "failed");
+      }
+      // A message that was stored and then refused an answer (rate_limited) stays "received".
     }
-    systemLine(text, typeof frame.code === "string" ? frame.code : null);
+    systemLine(text, code);
   }
 
   // ---- sending -------------------------------------------------------------------------------
