@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot import assistant  # noqa: E402
+from bot.gateway.settings import GatewaySettings  # noqa: E402
 from bot.rasa_config import AssistantSettings  # noqa: E402
 from ticketing import demo_data, migrate  # noqa: E402
 from ticketing.db import make_engine, make_session_factory  # noqa: E402
@@ -42,12 +43,16 @@ class Service:
 def services() -> list[Service]:
     py = sys.executable
     rasa = AssistantSettings.from_environ()
+    gateway = GatewaySettings.from_environ()
     return [
         Service("sla-worker", [py, "-m", "ticketing.worker"], "background (no port)"),
         Service("actions", assistant.action_server_argv(rasa, py), rasa.action_url,
                 env=assistant.action_env(), ready_url=f"http://127.0.0.1:{rasa.action_port}/health"),
         Service("rasa", assistant.rasa_server_argv(rasa), f"{rasa.rasa_url}/webhooks/rest/webhook",
                 env=assistant.rasa_env(), ready_url=f"{rasa.rasa_url}/status"),
+        Service("gateway", [py, "-m", "bot"],
+                f"http://{gateway.host}:{gateway.port}/ (demo shop with the chat widget)",
+                ready_url=f"http://127.0.0.1:{gateway.port}/health"),
     ]
 
 

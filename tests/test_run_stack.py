@@ -30,11 +30,12 @@ def _free_port() -> int:
 
 
 def _start(var: Path, until: str = "Ctrl-C stops everything",
-           ports: tuple[int, int] | None = None) -> tuple[subprocess.Popen[str], list[str]]:
+           ports: tuple[int, int, int] | None = None) -> tuple[subprocess.Popen[str], list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
-    rasa_port, action_port = ports or (_free_port(), _free_port())
+    rasa_port, action_port, gateway_port = ports or (_free_port(), _free_port(), _free_port())
     env.update(KEFU_VAR_DIR=str(var), KEFU_WORKER_INTERVAL="0.2", PYTHONUNBUFFERED="1",
-               KEFU_RASA_PORT=str(rasa_port), KEFU_ACTION_PORT=str(action_port))
+               KEFU_RASA_PORT=str(rasa_port), KEFU_ACTION_PORT=str(action_port),
+               KEFU_GATEWAY_PORT=str(gateway_port))
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_stack.py")], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -60,18 +61,27 @@ def _stop(proc: subprocess.Popen[str], lines: list[str]) -> None:
 
 
 def test_launcher_seeds_once_and_runs_the_whole_stack(tmp_path: Path) -> None:
-    rasa_port = _free_port()
-    proc, lines = _start(tmp_path, until="all services ready", ports=(rasa_port, _free_port()))
+    rasa_port, gateway_port = _free_port(), _free_port()
+    proc, lines = _start(tmp_path, until="all services ready",
+                         ports=(rasa_port, _free_port(), gateway_port))
     assert proc.poll() is None, "\n".join(lines)
     try:
         answer = httpx.post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook", timeout=60,
                             json={"sender": "widget:demo-1", "message": "我的订单到哪了"}).json()
+        page = httpx.get(f"http://127.0.0.1:{gateway_port}/?customer=1", timeout=30).text
+        widget = httpx.get(f"http://127.0.0.1:{gateway_port}/widget.js", timeout=30)
+        health = httpx.get(f"http://127.0.0.1:{gateway_port}/health", timeout=30).json()
     finally:
         _stop(proc, lines)
     text = "\n".join(lines)
     assert "demo data: loaded" in text
     assert "sla-worker" in text and "worker started" in text
     assert "ready    : actions" in text and "ready    : rasa" in text
+    assert "ready    : gateway" in text
+    # the gateway serves the demo shop with the widget, signed in as demo customer 1
+    assert 'src="/widget.js"' in page and "__KEFU_TOKEN__" not in page and "1." in page
+    assert widget.status_code == 200 and "KefuWidget" in widget.text
+    assert health["status"] == "ok", health
     # a verified demo customer is offered their own recent orders, read from the database
     buttons = [b for m in answer for b in m.get("buttons", [])]
     assert buttons and all("order_id" in b["payload"] for b in buttons), answer
