@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ WAIT = 60.0  # an answer on a loaded 2-core machine
 SETTLE = 4.0  # "nothing else arrives": how long to watch
 
 Message = dict[str, Any]
+TICKET_NUMBER = re.compile(r"工单号? ?T\d{6,}")
 
 # One Telegram user per test.
 GREET_ZH, GREET_EN = 710_001, 710_002
@@ -365,7 +367,9 @@ def test_handoff_agent_reply_solve_and_csat(
 
     before = len(fake.sent(user))
     fake.push_text(user, "转人工")
-    handed = wait_text(fake, user, "工单号", after=before)
+    # a new ticket ("工单号 T…"), or the demo customer's open one the message was added to
+    handed = wait_message(fake, user, lambda m: TICKET_NUMBER.search(m["text"]) is not None,
+                          after=before, what="the handoff message")
     ticket_id = wait_until(lambda: desk.handed_off_ticket(conv), what="the handed-off ticket")
     number, _owner = ticket_facts(live_stack, ticket_id)
     assert number in handed["text"]
