@@ -135,17 +135,20 @@ class TelegramChannel:
     async def deliver(self, external_id: str, entry: Entry) -> None:
         bot = self._bot()
         markup: Any = None
+        offered = False  # the chat sees the contact keyboard (or its removal) with this message
         if entry.buttons:
             markup = keyboard(entry.buttons)
         elif entry.kind == "verified":
             markup = ReplyKeyboardRemove()
-            self._offered.add(external_id)
+            offered = True
         elif external_id not in self._offered and not await self._verified(external_id):
             markup = contact_keyboard(language_of(entry.text) or "zh")
-            self._offered.add(external_id)
+            offered = True
         text = entry.text if entry.kind != "agent_reply" or not entry.agent else \
             f"👤 {entry.agent}: {entry.text}"
         await bot.send_message(chat_id=int(external_id), text=text[:4096], reply_markup=markup)
+        if offered:  # only once it was shown: a failed send is retried with the keyboard
+            self._offered.add(external_id)
 
     async def typing(self, external_id: str, on: bool) -> None:
         if on:

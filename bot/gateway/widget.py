@@ -179,6 +179,9 @@ class WidgetChannel:
         elif outcome.reply:
             await _send(ws, {"type": "error", "code": outcome.status, "text": outcome.reply,
                              "client_id": client_id})
+        # the answers to this message (if any) went out before this: the turn is over
+        await _send(ws, {"type": "handled", "client_id": client_id,
+                         "route": outcome.route or outcome.status})
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
