@@ -14,7 +14,7 @@ RASA      := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(RASA_VENV)/bi
 # The assistant's training inputs; `rasa train` itself skips work when its fingerprint matches.
 TRAIN_ARGS := --config config.yml --domain bot/domain --data nlu_data --out models --fixed-model-name kefu
 
-.PHONY: help setup run test test-fast migrate demo-data worker bench bench-turns train shell eval-nlu validate clean
+.PHONY: help setup run test test-fast migrate demo-data worker bench bench-turns bench-gateway train shell eval-nlu validate clean
 
 help:
 	@echo "make run    - set up, migrate, load demo data, start the stack (SQLite, no Redis needed)"
@@ -22,7 +22,8 @@ help:
 	@echo "make train  - train the assistant (only when its data or configuration changed)"
 	@echo "make shell  - chat with the assistant in the terminal as a demo customer"
 	@echo "make eval-nlu - NLU evaluation on tests/nlu (tuned vs Rasa's default pipeline)"
-	@echo "make bench  - SLA timer benchmark; make bench-turns - assistant turn latency (see README)"
+	@echo "make bench  - SLA timer benchmark; make bench-turns - assistant turn latency;"
+	@echo "              make bench-gateway - widget WebSocket vs straight to Rasa (see README)"
 
 $(APP_STAMP): pyproject.toml
 	@PY310=$$(sh scripts/python310.sh) || exit 1; \
@@ -75,6 +76,9 @@ bench: $(APP_STAMP)
 
 bench-turns: setup train
 	$(PY) bench/turn_latency.py
+
+bench-gateway: setup train
+	$(PY) bench/gateway_load.py
 
 clean:
 	rm -rf $(VENV) $(RASA_VENV) models var/kefu.db* var/rasa
