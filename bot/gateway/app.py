@@ -87,6 +87,13 @@ class GatewayService:
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
         self._delivery_task = asyncio.create_task(delivery.run(self._stopping))
+        try:
+            replayed = await gateway.replay_unhandled()
+            if replayed:
+                log.warning("routed %d message(s) stored before a restart but never answered",
+                            replayed)
+        except Exception:
+            log.exception("could not replay unhandled messages; they stay in the inbound log")
         log.info("gateway on http://%s:%s (telegram: %s)", self.settings.host, self.port,
                  "webhook" if self.settings.telegram_webhook_url
                  else "polling" if self.telegram else "off")

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -27,6 +28,7 @@ from bot.gateway.settings import GatewaySettings
 from bot.rasa_client import AsyncRasaClient, handoff_marker
 from ticketing import audit, chat_history, customers, handoffs, inbound, outbox, tickets
 from ticketing.chat_history import Entry
+from ticketing.clock import utcnow
 from ticketing.errors import IllegalTransition
 from ticketing.i18n import Text, normalize_language
 
@@ -169,6 +171,10 @@ class Gateway:
                     details={"count": verdict.count, "window_seconds": self.settings.rate_window}))
             return Outcome("rate_limited", route="rate_limited", inbound_id=inbound_id,
                            language=language, reply=texts.RATE_LIMITED.get(language))
+        return await self._route(msg, conversation, inbound_id, language, ticket_id)
+
+    async def _route(self, msg: Incoming, conversation: str, inbound_id: int, language: str,
+                     ticket_id: int | None) -> Outcome:
         if ticket_id is not None and msg.kind != "unsupported":
             routed = await self._to_ticket(msg, conversation, inbound_id, ticket_id, language)
             if routed is not None:
@@ -178,6 +184,31 @@ class Gateway:
                                 inbound_id=inbound_id, route="unsupported")
             return Outcome("routed", route="unsupported", inbound_id=inbound_id, language=language)
         return await self._to_rasa(msg, conversation, inbound_id, language)
+
+    async def replay_unhandled(self, *, older_than: float = 5.0) -> int:
+        """Route messages that were stored but never routed (the gateway stopped halfway)."""
+        cutoff = utcnow() - timedelta(seconds=older_than)
+
+        def work(session: Session) -> list[tuple[Incoming, int, str, int | None]]:
+            found = []
+            for row in inbound.unhandled(session, received_before=cutoff):
+                channel, external_id = customers.split_conversation_id(row.conversation_id)
+                payload = row.payload or {}
+                attachments = list(payload.get("attachments") or [])
+                msg = Incoming(channel=channel, external_id=external_id,
+                               dedupe_key=row.dedupe_key, text=row.text,
+                               payload=payload.get("button"), attachments=attachments,
+                               kind="photo" if attachments else "text")
+                ticket = handoffs.handed_off_ticket(session, conversation_id=row.conversation_id)
+                found.append((msg, row.id, normalize_language(language_of(row.text)),
+                              ticket.id if ticket is not None else None))
+            return found
+
+        pending = await self.db(work)
+        for msg, inbound_id, language, ticket_id in pending:
+            async with self.lanes.hold(msg.conversation_id):
+                await self._route(msg, msg.conversation_id, inbound_id, language, ticket_id)
+        return len(pending)
 
     def _store(self, session: Session, msg: Incoming, hinted: str,
                allowed: bool) -> tuple[int, str, int | None] | None:

@@ -303,3 +303,16 @@ def test_long_button_payloads_are_hashed_for_telegram() -> None:
     assert len(rows) == 1 and len(rows[0]) == 5
     rows = keyboard([{"title": "11月20日 不锈钢保温杯", "payload": long}]).inline_keyboard
     assert rows[0][0].callback_data == hashed
+
+
+def test_messages_stored_but_never_routed_are_answered_after_a_restart(rig, session_factory) -> None:
+    gateway, rasa, channel = rig
+    from ticketing import inbound
+    with session_factory.begin() as s:
+        inbound.record(s, channel="widget", conversation_id="widget:v-44444444",
+                       dedupe_key="v-44444444:m1", text="还在吗",
+                       now=utcnow() - timedelta(minutes=1))
+    assert asyncio.run(gateway.replay_unhandled()) == 1
+    assert rasa.sent == [("widget:v-44444444", "还在吗")]
+    assert channel.texts("v-44444444") == ["echo: 还在吗"]
+    assert asyncio.run(gateway.replay_unhandled()) == 0
