@@ -18,13 +18,14 @@ from ticketing.errors import ConfigurationError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def var_dir() -> Path:
-    return Path(os.environ.get("KEFU_VAR_DIR", PROJECT_ROOT / "var"))
+def var_dir(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("KEFU_VAR_DIR", PROJECT_ROOT / "var"))
 
 
-def dev_secret(name: str) -> str:
+def dev_secret(name: str, environ: Mapping[str, str] | None = None) -> str:
     """Read or create a random 32-byte key in var/ (development only; production sets its env var)."""
-    path = var_dir() / name
+    path = var_dir(environ) / name
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,11 +106,11 @@ def load_schedule(environ: Mapping[str, str] | None = None) -> ScheduleSettings:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``environ`` (default: the process environment)."""
     env = os.environ if environ is None else environ
-    var = var_dir()
+    var = var_dir(env)
     schedule = load_schedule(env)
     database_url = env.get("KEFU_DATABASE_URL") or f"sqlite:///{var / 'kefu.db'}"
     redis_url = env.get("KEFU_REDIS_URL") or None
-    pii_key = _decode_key(env.get("KEFU_PII_KEY") or dev_secret("pii.key"))
+    pii_key = _decode_key(env.get("KEFU_PII_KEY") or dev_secret("pii.key", env))
     return Settings(
         database_url=database_url,
         redis_url=redis_url,

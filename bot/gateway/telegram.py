@@ -61,6 +61,23 @@ def keyboard(buttons: list[dict[str, str]]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[key] for key in keys])
 
 
+def dedupe_key(update: Update) -> str:
+    """What makes a redelivered update recognisable, and only it.
+
+    The ``update_id`` alone is not unique for ever (a new bot token starts again, and after a
+    week without updates Telegram picks the next one at random), while the inbound log keeps
+    keys for good: with the message (chat and message id) or the button press (query id), a
+    reused update_id cannot swallow a new message.
+    """
+    key = f"u{update.update_id}"
+    if update.callback_query is not None:
+        return f"{key}:q{update.callback_query.id}"
+    message = update.effective_message
+    if message is not None:
+        return f"{key}:m{message.chat_id}:{message.message_id}"
+    return key
+
+
 def contact_keyboard(language: str) -> ReplyKeyboardMarkup:
     return ReplyKeyboardMarkup([[KeyboardButton(texts.SHARE_PHONE.get(language),
                                                 request_contact=True)]],
@@ -170,7 +187,7 @@ class TelegramChannel:
         user = update.effective_user
         chat = update.effective_chat
         return Incoming(channel=self.name, external_id=str(chat.id if chat else user.id),
-                        dedupe_key=f"u{update.update_id}",
+                        dedupe_key=dedupe_key(update),
                         language=user.language_code if user else None, **fields)
 
     async def _reply(self, update: Update, outcome: Outcome) -> None:

@@ -173,8 +173,8 @@ def texts_of(messages: list[dict[str, Any]]) -> str:
     return "\n".join(m.get("text", "") for m in messages)
 
 
-def demo_customer(database_url: str) -> tuple[int, str]:
-    """A demo customer who has orders: (id, name)."""
+def demo_customer(database_url: str, nth: int = 0) -> tuple[int, str]:
+    """The ``nth`` demo customer who has orders: (id, name)."""
     from sqlalchemy import func, select
 
     from ticketing.db import make_engine, make_session_factory
@@ -187,7 +187,7 @@ def demo_customer(database_url: str) -> tuple[int, str]:
                 select(Customer.id, Customer.name).join(Order, Order.customer_id == Customer.id)
                 .where(Customer.phone_enc.is_not(None))
                 .group_by(Customer.id, Customer.name).having(func.count(Order.id) >= 2)
-                .order_by(Customer.id).limit(1)).one()
+                .order_by(Customer.id).offset(nth).limit(1)).one()
             return int(row[0]), str(row[1])
     finally:
         engine.dispose()

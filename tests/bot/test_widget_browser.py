@@ -84,7 +84,7 @@ def out(page: Page) -> Any:
 @screenshot_on_failure
 def test_customer_orders_button_reload_handoff_and_agent_reply(
         *, page: Page, gateway: GatewayProcess, live_stack: LiveAssistant, desk: Desk) -> None:
-    customer_id, name = demo_customer(live_stack.database_url)
+    customer_id, name = demo_customer(live_stack.database_url, nth=1)  # nth=0: the socket tests
     page.goto(f"{gateway.url}/?customer={customer_id}&lang=zh")
     expect(page.locator("body")).to_contain_text(name)
     page.locator(".kefu-launcher").click()

@@ -9,19 +9,20 @@ from ticketing.settings import load_settings
 
 def test_defaults_use_sqlite_under_var_and_generate_a_dev_key(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("KEFU_VAR_DIR", str(tmp_path))
-    s = load_settings({})
+    s = load_settings({"KEFU_VAR_DIR": str(tmp_path)})
     assert s.database_url == f"sqlite:///{tmp_path / 'kefu.db'}"
     assert s.redis_url is None
     assert len(s.pii_key) == 32
     key_file = tmp_path / "pii.key"
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
-    assert load_settings({}).pii_key == s.pii_key  # stable across runs
+    assert load_settings({"KEFU_VAR_DIR": str(tmp_path)}).pii_key == s.pii_key  # stable across runs
 
 
 def test_environment_overrides(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("KEFU_VAR_DIR", str(tmp_path))
     key = base64.b64encode(b"z" * 32).decode()
     s = load_settings({
+        "KEFU_VAR_DIR": str(tmp_path),
         "KEFU_DATABASE_URL": "postgresql+psycopg://x@h/db",
         "KEFU_REDIS_URL": "redis://h:6379/1",
         "KEFU_PII_KEY": key,
@@ -38,7 +39,7 @@ def test_environment_overrides(tmp_path: Path, monkeypatch) -> None:
 def test_bad_key_is_a_clear_error(bad: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("KEFU_VAR_DIR", str(tmp_path))
     with pytest.raises(ConfigurationError):
-        load_settings({"KEFU_PII_KEY": bad})
+        load_settings({"KEFU_VAR_DIR": str(tmp_path), "KEFU_PII_KEY": bad})
 
 
 def test_schedule_settings_need_no_pii_key_and_feed_the_services(monkeypatch) -> None:
