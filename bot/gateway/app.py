@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 from typing import Any
 
@@ -32,7 +33,7 @@ class GatewayService:
 
     def __init__(self, settings: GatewaySettings | None = None, app_settings: Settings | None = None,
                  *, session_factory: sessionmaker[Session] | None = None,
-                 demo_page: bool = True) -> None:
+                 demo_page: bool | None = None) -> None:
         self.app_settings = app_settings or load_settings()
         settings = settings or GatewaySettings.from_environ()
         if not settings.widget_secret:
@@ -43,6 +44,9 @@ class GatewayService:
             self._engine = make_engine(self.app_settings.database_url)
             session_factory = make_session_factory(self._engine)
         self.session_factory = session_factory
+        if demo_page is None:  # the demo sign-in page is for `make run`; shops turn it off
+            demo_page = os.environ.get("KEFU_DEMO_PAGE", "on").strip().lower() not in (
+                "0", "off", "no", "false")
         self.demo_page = demo_page
         self.redis: Any = None
         self._uninstall = None
