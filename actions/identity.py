@@ -22,18 +22,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import runtime
 from actions.base import EventList
 from ticketing import customers
-from ticketing.i18n import normalize_language
-
-
-def language_of_text(text: str | None) -> str | None:
-    """'zh', 'en', or None when the text says nothing about its language."""
-    if not text or text.startswith("/"):
-        return None
-    if any("\u4e00" <= ch <= "\u9fff" for ch in text):
-        return "zh"
-    if any(ch.isascii() and ch.isalpha() for ch in text):
-        return "en"
-    return None
+from ticketing.i18n import language_of_text, normalize_language
 
 
 class ActionIdentifyCustomer(Action):

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -31,7 +30,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
 import httpx  # noqa: E402
-from turn_latency import KEFU_EN, KEFU_ZH, free_port, level, start  # noqa: E402
+from turn_latency import (  # noqa: E402
+    KEFU_EN,
+    KEFU_ZH,
+    free_port,
+    level,
+    print_side_by_side,
+    start,
+    stop_all,
+    summary_of,
+)
 
 from bot import assistant  # noqa: E402
 from bot.rasa_config import AssistantSettings  # noqa: E402
@@ -113,10 +121,7 @@ async def ws_level(url: str, concurrency: int, rounds: int, offset: int) -> dict
                 ws_conversation(session, url, f"v-gw-{k:06d}", KEFU_EN if k % 2 else KEFU_ZH,
                                 latencies) for k in ks)))
         elapsed = time.perf_counter() - started
-    ordered = sorted(latencies)
-    return {"turns": turns, "throughput": turns / elapsed,
-            "p50_ms": statistics.median(ordered) * 1000,
-            "p95_ms": ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000}
+    return summary_of(latencies, turns, elapsed)
 
 
 def main() -> int:
@@ -159,23 +164,9 @@ def main() -> int:
             offset += n * args.rounds
         metrics = httpx.get(f"http://127.0.0.1:{gateway_port}/metrics", timeout=10).text
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
-    print(f"{'path':<8} {'conc':>4} {'turns':>6} {'turns/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
-    for n in args.levels:
-        for path in ("gateway", "direct"):
-            r = results[path][str(n)]
-            print(f"{path:<8} {n:>4} {r['turns']:>6.0f} {r['throughput']:>8.1f} "
-                  f"{r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f}")
-        g, d = results["gateway"][str(n)], results["direct"][str(n)]
-        print(f"{'ratio':<8} {n:>4} {'':>6} {g['throughput'] / d['throughput']:>8.2f} "
-              f"{g['p50_ms'] / d['p50_ms']:>8.2f} {g['p95_ms'] / d['p95_ms']:>8.2f}")
+    print_side_by_side(results, "gateway", "direct", args.levels)
     errors = [line for line in metrics.splitlines()
               if line.startswith("kefu_gateway_errors_total{")]
     print("gateway errors:", errors or "none")

@@ -133,10 +133,39 @@ async def level(url: str, conversation: Callable[[int], tuple[str, list[str]]],
             turns += sum(await asyncio.gather(
                 *(converse(client, url, sender, script, latencies) for sender, script in wave)))
         elapsed = time.perf_counter() - started
+    return summary_of(latencies, turns, elapsed)
+
+
+def summary_of(latencies: list[float], turns: int, elapsed: float) -> dict[str, float]:
+    """Throughput and p50/p95 of one level."""
     ordered = sorted(latencies)
     return {"turns": turns, "throughput": turns / elapsed,
             "p50_ms": statistics.median(ordered) * 1000,
             "p95_ms": ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000}
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def print_side_by_side(results: dict[str, dict[str, dict[str, float]]], first: str,
+                       second: str, levels: list[int]) -> None:
+    """One row per path and level, then ``first``/``second`` ratios."""
+    print(f"{'path':<8} {'conc':>4} {'turns':>6} {'turns/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
+    for n in levels:
+        for path in (first, second):
+            r = results[path][str(n)]
+            print(f"{path:<8} {n:>4} {r['turns']:>6.0f} {r['throughput']:>8.1f} "
+                  f"{r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f}")
+        a, b = results[first][str(n)], results[second][str(n)]
+        print(f"{'ratio':<8} {n:>4} {'':>6} {a['throughput'] / b['throughput']:>8.2f} "
+              f"{a['p50_ms'] / b['p50_ms']:>8.2f} {a['p95_ms'] / b['p95_ms']:>8.2f}")
 
 
 def time_training() -> float:
@@ -192,23 +221,9 @@ def main() -> int:
             results["stock"][str(n)] = asyncio.run(level(
                 stock_url, lambda k, n=n: (f"stock-{n}-{k}", STOCK_SCRIPT), n, args.rounds))
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
-    print(f"{'bot':<6} {'conc':>4} {'turns':>6} {'turns/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
-    for n in args.levels:
-        for bot in ("kefu", "stock"):
-            r = results[bot][str(n)]
-            print(f"{bot:<6} {n:>4} {r['turns']:>6.0f} {r['throughput']:>8.1f} "
-                  f"{r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f}")
-        k, s = results["kefu"][str(n)], results["stock"][str(n)]
-        print(f"{'ratio':<6} {n:>4} {'':>6} {k['throughput'] / s['throughput']:>8.2f} "
-              f"{k['p50_ms'] / s['p50_ms']:>8.2f} {k['p95_ms'] / s['p95_ms']:>8.2f}")
+    print_side_by_side(results, "kefu", "stock", args.levels)
     summary: dict[str, object] = {"results": results}
     if stock_training is not None:
         summary["stock_training_s"] = round(stock_training, 1)

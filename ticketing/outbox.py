@@ -199,3 +199,39 @@ def pending(session: Session, *, conversation_id: str) -> list[OutboxMessage]:
         .order_by(OutboxMessage.id)
     )
     return list(session.scalars(stmt))
+
+
+def recent(session: Session, *, conversation_id: str, limit: int = 50) -> list[OutboxMessage]:
+    """The conversation's newest messages, newest first (to resolve a button pressed late)."""
+    return list(session.scalars(
+        select(OutboxMessage).where(OutboxMessage.conversation_id == conversation_id)
+        .order_by(OutboxMessage.id.desc()).limit(limit)))
+
+
+def retry_now(session: Session, *, conversation_id: str) -> int:
+    """The customer is reachable again (a page reconnected): what is owed is due at once,
+    not after its backoff. Returns how many messages are owed."""
+    messages = pending(session, conversation_id=conversation_id)
+    for message in messages:
+        message.next_attempt_at = min(message.next_attempt_at, message.created_at)
+    session.flush()
+    return len(messages)
+
+
+def hold_behind(session: Session, *, failed_id: int, message_ids: list[int]) -> None:
+    """Messages leased together with one that failed wait as long as it does (never overtake)."""
+    failed = _get(session, failed_id)
+    for message_id in message_ids:
+        message = session.get(OutboxMessage, message_id)
+        if message is not None and message.id > failed_id and message.delivered_at is None:
+            message.next_attempt_at = failed.next_attempt_at
+    session.flush()
+
+
+def mark_replaced(session: Session, *, message_id: int, hidden_key: str,
+                  now: datetime | None = None) -> OutboxMessage:
+    """The assistant said this message in its own words (queued after it): delivered, and
+    flagged ``hidden_key`` so histories show the assistant's words, not these."""
+    message = _get(session, message_id)
+    message.payload = {**(message.payload or {}), hidden_key: True}
+    return mark_delivered(session, message_id=message_id, now=now)

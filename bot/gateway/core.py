@@ -30,7 +30,7 @@ from ticketing import audit, chat_history, customers, handoffs, inbound, outbox,
 from ticketing.chat_history import Entry
 from ticketing.clock import utcnow
 from ticketing.errors import IllegalTransition
-from ticketing.i18n import Text, normalize_language
+from ticketing.i18n import Text, language_of_text, normalize_language
 
 log = logging.getLogger("kefu.gateway")
 
@@ -75,16 +75,6 @@ class Outcome:
     inbound_id: int | None = None
     reply: str | None = None
     language: str = "zh"
-
-
-def language_of(text: str | None) -> str | None:
-    if not text or text.startswith("/"):
-        return None
-    if any("\u4e00" <= ch <= "\u9fff" for ch in text):
-        return "zh"
-    if any(ch.isascii() and ch.isalpha() for ch in text):
-        return "en"
-    return None
 
 
 def rasa_rows(messages: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -145,7 +135,7 @@ class Gateway:
 
     async def _receive(self, msg: Incoming, conversation: str,
                        on_stored: Callable[[int], Awaitable[None]] | None) -> Outcome:
-        hinted = normalize_language(language_of(msg.text) or msg.language)
+        hinted = normalize_language(language_of_text(msg.text) or msg.language)
         if len(msg.text) > self.settings.max_chars:
             return Outcome("too_long", language=hinted,
                            reply=texts.TOO_LONG.get(hinted, limit=self.settings.max_chars))
@@ -200,7 +190,7 @@ class Gateway:
                                payload=payload.get("button"), attachments=attachments,
                                kind="photo" if attachments else "text")
                 ticket = handoffs.handed_off_ticket(session, conversation_id=row.conversation_id)
-                found.append((msg, row.id, normalize_language(language_of(row.text)),
+                found.append((msg, row.id, normalize_language(language_of_text(row.text)),
                               ticket.id if ticket is not None else None))
             return found
 
@@ -226,8 +216,8 @@ class Gateway:
                                       dedupe_key=msg.dedupe_key, text=body, payload=payload)
         if not created:
             return None
-        language = normalize_language(language_of(msg.text) or identity.language or hinted)
-        if language_of(msg.text):
+        language = normalize_language(language_of_text(msg.text) or identity.language or hinted)
+        if language_of_text(msg.text):
             identity.language = language
         if not allowed:
             inbound.mark_handled(session, message_id=row.id, route="rate_limited")

@@ -68,7 +68,8 @@ class Delivery:
                     return
                 for row in rows:
                     if not await self._one(row):
-                        await gw.db(lambda s: _release_lease(s, rows, after=row.id))
+                        await gw.db(lambda s: outbox.hold_behind(
+                            s, failed_id=row.id, message_ids=[r.id for r in rows]))
                         return
 
     async def _one(self, row: Row) -> bool:
@@ -120,10 +121,7 @@ class Delivery:
                 outbox.enqueue(session, customer_id=row.customer_id,
                                conversation_id=row.conversation_id, kind="bot", text=text,
                                language=row.language, payload=payload, ticket_id=row.ticket_id)
-            message = session.get(OutboxMessage, row.id)
-            if message is not None:
-                message.payload = {**row.payload, chat_history.HIDDEN: True}
-            outbox.mark_delivered(session, message_id=row.id)
+            outbox.mark_replaced(session, message_id=row.id, hidden_key=chat_history.HIDDEN)
 
         await gw.db(work)
         return True
@@ -168,13 +166,3 @@ class Delivery:
         for task in list(self._tasks):
             task.cancel()
 
-
-def _release_lease(session: Session, rows: list[Row], *, after: int) -> None:
-    """Rows leased behind a failed one wait for it (they must not overtake it)."""
-    for row in rows:
-        if row.id > after:
-            message = session.get(OutboxMessage, row.id)
-            if message is not None and message.delivered_at is None:
-                failed = session.get(OutboxMessage, after)
-                if failed is not None:
-                    message.next_attempt_at = failed.next_attempt_at

@@ -33,11 +33,11 @@ from telegram.ext import (
 )
 
 from bot.gateway import texts
-from bot.gateway.core import Gateway, Incoming, Outcome, language_of
+from bot.gateway.core import Gateway, Incoming, Outcome
 from bot.gateway.verification import verify_phone
-from ticketing import customers
+from ticketing import customers, outbox
 from ticketing.chat_history import Entry
-from ticketing.models import OutboxMessage
+from ticketing.i18n import language_of_text
 
 log = logging.getLogger("kefu.gateway.telegram")
 
@@ -159,7 +159,7 @@ class TelegramChannel:
             markup = ReplyKeyboardRemove()
             offered = True
         elif external_id not in self._offered and not await self._verified(external_id):
-            markup = contact_keyboard(language_of(entry.text) or "zh")
+            markup = contact_keyboard(language_of_text(entry.text) or "zh")
             offered = True
         text = entry.text if entry.kind != "agent_reply" or not entry.agent else \
             f"👤 {entry.agent}: {entry.text}"
@@ -227,10 +227,7 @@ class TelegramChannel:
         conversation = customers.conversation_id_for(self.name, external_id)
 
         def work(session: Any) -> str | None:
-            rows = session.query(OutboxMessage).filter(
-                OutboxMessage.conversation_id == conversation).order_by(
-                OutboxMessage.id.desc()).limit(50)
-            for row in rows:
+            for row in outbox.recent(session, conversation_id=conversation):
                 for button in (row.payload or {}).get("buttons") or []:
                     if callback_data(str(button.get("payload", ""))) == hashed:
                         return str(button["payload"])

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from bot import widget_token
 from bot.gateway.core import Gateway, Incoming, Outcome
-from ticketing import audit, chat_history, customers
+from ticketing import audit, chat_history, customers, outbox
 from ticketing.chat_history import Entry
 from ticketing.i18n import Text, normalize_language
-from ticketing.models import Customer, OutboxMessage
+from ticketing.models import Customer
 
 log = logging.getLogger("kefu.gateway.widget")
 
@@ -141,11 +141,7 @@ class WidgetChannel:
                 identity.language = language
             entries = [e.as_dict() for e in chat_history.history(session, conversation_id=conversation)
                        if e.direction == "in" or e.delivered]
-            # what was owed while the page was closed goes out now, not after its backoff
-            for message in session.query(OutboxMessage).filter(
-                    OutboxMessage.conversation_id == conversation,
-                    OutboxMessage.delivered_at.is_(None)):
-                message.next_attempt_at = min(message.next_attempt_at, message.created_at)
+            outbox.retry_now(session, conversation_id=conversation)  # owed while it was closed
             return {"type": "welcome", "conversation": conversation, "verified": verified,
                     "language": identity.language or language, "history": entries}
 

@@ -8,41 +8,19 @@ tests/artifacts/ when a test fails.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.assistant.live import LiveAssistant
+from tests.bot.browser import ARTIFACTS, chromium, screenshot_on_failure
 from tests.bot.gateway_harness import Desk, GatewayProcess, demo_customer
 
 pytestmark = pytest.mark.timeout(300)
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 ANSWER_MS = 60_000  # a Rasa turn on a loaded 2-core machine
-
-F = TypeVar("F", bound=Callable[..., None])
-
-
-def screenshot_on_failure(test: F) -> F:
-    @functools.wraps(test)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            test(*args, **kwargs)
-        except BaseException:
-            page: Page | None = kwargs.get("page")
-            if page is not None and not page.is_closed():
-                ARTIFACTS.mkdir(exist_ok=True)
-                try:
-                    page.screenshot(path=str(ARTIFACTS / f"{test.__name__}.png"), full_page=True)
-                except Exception:  # noqa: BLE001 - the test's own failure matters more
-                    pass
-            raise
-    return wrapper  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +32,8 @@ def gateway(live_stack: LiveAssistant) -> Iterator[GatewayProcess]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium fonts-noto-cjk")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                               args=["--headless", "--no-sandbox", "--disable-gpu"])
+    with chromium(missing=pytest.fail) as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

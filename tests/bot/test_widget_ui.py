@@ -6,46 +6,23 @@ pending queue, local refusals and the two UI languages. The real gateway has its
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.bot.browser import chromium, screenshot_on_failure
 from tests.bot.widget_fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.timeout(60)
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TIMEOUT_MS = 8000
 
-F = TypeVar("F", bound=Callable[..., None])
-
 expect.set_options(timeout=TIMEOUT_MS)
-
-
-def screenshot_on_failure(test: F) -> F:
-    """Saves tests/artifacts/<test>.png when the test fails, for a look at what the user saw."""
-    @functools.wraps(test)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            test(*args, **kwargs)
-        except BaseException:
-            page: Page | None = kwargs.get("page")
-            if page is not None and not page.is_closed():
-                ARTIFACTS.mkdir(exist_ok=True)
-                try:
-                    page.screenshot(path=str(ARTIFACTS / f"{test.__name__}.png"), full_page=True)
-                except Exception:  # noqa: BLE001 - the test's own failure matters more
-                    pass
-            raise
-    return wrapper  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +35,8 @@ def gateway() -> Iterator[FakeGateway]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                               args=["--headless", "--no-sandbox", "--disable-gpu"])
+    with chromium(missing=pytest.skip) as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

@@ -137,3 +137,17 @@ def test_lease_conversation_takes_rows_in_order_up_to_one_backing_off(session, m
     outbox.mark_failed(session, message_id=b.id, error="timeout", now=later)  # backs off 10 s
     assert outbox.lease_conversation(session, conversation_id="tg-1", lease_seconds=30,
                                      now=later + timedelta(seconds=5)) == []  # c waits for b
+
+
+def test_retry_now_hold_behind_replace_and_recent(session, make) -> None:
+    customer = make.customer()
+    a, b, c = (put(session, customer, t) for t in ("a", "b", "c"))
+    outbox.mark_failed(session, message_id=a.id, error="closed", now=NOW)
+    outbox.hold_behind(session, failed_id=a.id, message_ids=[a.id, b.id, c.id])
+    assert b.next_attempt_at == c.next_attempt_at == a.next_attempt_at > NOW
+    assert outbox.retry_now(session, conversation_id="tg-1") == 3
+    assert outbox.lease_conversation(session, conversation_id="tg-1", lease_seconds=30,
+                                     now=NOW) == [a, b, c]
+    outbox.mark_replaced(session, message_id=a.id, hidden_key="replaced", now=NOW)
+    assert a.delivered_at == NOW and a.payload["replaced"] is True
+    assert [m.text for m in outbox.recent(session, conversation_id="tg-1", limit=2)] == ["c", "b"]
