@@ -45,7 +45,7 @@ $(RASA_STAMP): requirements-rasa.txt
 setup: $(APP_STAMP) $(RASA_STAMP)
 
 migrate: $(APP_STAMP)
-	$(PY) -m ticketing.migrate
+	$(PY) -m ticketing.core.migrate
 
 run: setup train
 	$(PY) scripts/run_stack.py
@@ -63,7 +63,7 @@ eval-nlu: setup train
 	$(PY) scripts/eval_nlu.py --model models/kefu.tar.gz --baseline --gate
 
 worker: $(APP_STAMP)
-	$(PY) -m ticketing.worker
+	$(PY) -m ticketing.desk.worker
 
 test: setup train
 	$(PY) -m pytest

@@ -14,10 +14,11 @@ from rasa_sdk import Tracker
 from actions import order_choice
 from actions.base import EventList, KefuAction, Turn
 from actions.handoff import hand_off
-from ticketing import customers, logistics, orders, pii
-from ticketing.errors import KefuError
-from ticketing.i18n import Text
-from ticketing.models import Category, Customer, Order, OrderState
+from ticketing.core import pii
+from ticketing.shop import customers, logistics, orders
+from ticketing.core.errors import KefuError
+from ticketing.core.i18n import Text
+from ticketing.core.models import Category, Customer, Order, OrderState
 
 ASK_ORDER = Text("请问要修改哪个订单的收货地址？请选择订单或直接发送订单号：",
                  "Which order's delivery address should change? Pick one or type the order number:")

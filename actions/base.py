@@ -4,7 +4,7 @@ An action subclasses :class:`KefuAction` and writes ``act(turn)``. The base clas
 worker thread (the database calls are blocking; the action server's event loop is not), inside
 one unit of work, and turns failures into answers a customer can read:
 
-- a :class:`~ticketing.errors.KefuError` (bad order number, not eligible, ...) is explained
+- a :class:`~ticketing.core.errors.KefuError` (bad order number, not eligible, ...) is explained
   in the customer's language and changes nothing;
 - anything else (database down, timeout, a bug) gets an apology and, when the database can
   still be reached, a ticket with the transcript and a handoff, never a stack trace.
@@ -23,10 +23,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions import runtime
-from ticketing import customers
-from ticketing.errors import KefuError
-from ticketing.i18n import Text, normalize_language
-from ticketing.models import ChannelIdentity, Customer
+from ticketing.shop import customers
+from ticketing.core.errors import KefuError
+from ticketing.core.i18n import Text, normalize_language
+from ticketing.core.models import ChannelIdentity, Customer
 
 log = logging.getLogger(__name__)
 

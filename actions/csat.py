@@ -4,7 +4,7 @@ When a ticket is solved the desk queues a survey; the gateway triggers ``EXTERNA
 (or ``EXTERNAL_csat_reminder``) with the ticket number. ``action_csat_request`` asks for the
 score with star buttons and remembers the ticket (slot ``csat_ticket``). A rating (button
 ``/rate{"csat_score": N}`` or typed "五星", "I'd give it a 4") goes to ``action_csat_rate``,
-which stores it through ``ticketing.csat`` and sets ``csat_rated``; the rules then open
+which stores it through ``ticketing.desk.csat`` and sets ``csat_rated``; the rules then open
 ``csat_comment_form``, whose ``from_text`` slot takes the next message as the comment whatever
 the NLU thinks it is. "Skip" (``/deny``) ends the form; ``action_csat_comment`` stores the
 comment, thanks the customer and forgets the survey.
@@ -19,9 +19,10 @@ from rasa_sdk.events import SlotSet
 from sqlalchemy import select
 
 from actions.base import EventList, KefuAction, Turn
-from ticketing import csat, errors
-from ticketing.i18n import Text
-from ticketing.models import Survey, Ticket, TicketState
+from ticketing.core import errors
+from ticketing.desk import csat
+from ticketing.core.i18n import Text
+from ticketing.core.models import Survey, Ticket, TicketState
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import runtime
 from actions.base import EventList, Turn
-from ticketing.i18n import Text
+from ticketing.core.i18n import Text
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,10 @@ from rasa_sdk.events import SlotSet
 from actions import handoff
 from actions.base import EventList, KefuAction, Turn
 from actions.csat import survey_by_number, ticket_number_of
-from ticketing import csat, errors, tickets
-from ticketing.i18n import Text
-from ticketing.models import Order, Survey, Ticket
+from ticketing.core import errors
+from ticketing.desk import csat, tickets
+from ticketing.core.i18n import Text
+from ticketing.core.models import Order, Survey, Ticket
 
 log = logging.getLogger(__name__)
 

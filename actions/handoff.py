@@ -17,11 +17,12 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import ActionExecuted, ConversationPaused, SlotSet
 
 from actions.base import EventList, KefuAction, Turn
-from ticketing import customers, handoffs, orders, sla, tickets, triage
-from ticketing.clock import utcnow
-from ticketing.errors import KefuError
-from ticketing.i18n import Text
-from ticketing.models import Category, Customer, Ticket
+from ticketing.desk import handoffs, sla, tickets, triage
+from ticketing.shop import customers, orders
+from ticketing.core.clock import utcnow
+from ticketing.core.errors import KefuError
+from ticketing.core.i18n import Text
+from ticketing.core.models import Category, Customer, Ticket
 
 MARKER_KEY = "kefu"
 TRANSCRIPT_TURNS = 60

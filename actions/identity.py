@@ -21,8 +21,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import runtime
 from actions.base import EventList
-from ticketing import customers
-from ticketing.i18n import language_of_text, normalize_language
+from ticketing.shop import customers
+from ticketing.core.i18n import language_of_text, normalize_language
 
 
 class ActionIdentifyCustomer(Action):

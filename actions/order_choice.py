@@ -28,9 +28,9 @@ from zoneinfo import ZoneInfo
 from rasa_sdk.events import SlotSet
 
 from actions.base import EventList, Turn
-from ticketing import orders
-from ticketing.i18n import Text
-from ticketing.models import Order, OrderState, Product
+from ticketing.shop import orders
+from ticketing.core.i18n import Text
+from ticketing.core.models import Order, OrderState, Product
 
 MAX_BUTTONS = 5
 _SCAN = 30  # recent orders looked at when only some states qualify

@@ -20,12 +20,13 @@ from actions import handoff
 from actions.base import EventList, KefuAction, Turn, language_of
 from actions.order_choice import choose_order, forget_order, remember
 from actions.products import product_mentioned
-from ticketing import catalog, customers, logistics, orders, pii
-from ticketing.clock import utcnow
-from ticketing.errors import CryptoError, KefuError, NotFound, ValidationError
-from ticketing.i18n import Text
-from ticketing.logistics import DelayReason, TrackingSummary
-from ticketing.models import Category, Order, OrderState, Product
+from ticketing.core import pii
+from ticketing.shop import catalog, customers, logistics, orders
+from ticketing.core.clock import utcnow
+from ticketing.core.errors import CryptoError, KefuError, NotFound, ValidationError
+from ticketing.core.i18n import Text
+from ticketing.shop.logistics import DelayReason, TrackingSummary
+from ticketing.core.models import Category, Order, OrderState, Product
 
 DELAY_SLOT = "parcel_delayed"
 IN_FLIGHT = (OrderState.PENDING_PAYMENT, OrderState.PAID, OrderState.SHIPPED)

@@ -13,10 +13,10 @@ import json
 from rasa_sdk.events import SlotSet
 
 from actions.base import EventList, KefuAction, Turn
-from ticketing import catalog
-from ticketing.i18n import Text
-from ticketing.models import Product
-from ticketing.money import format_amount
+from ticketing.shop import catalog
+from ticketing.core.i18n import Text
+from ticketing.core.models import Product
+from ticketing.core.money import format_amount
 
 WHICH_ONE = Text(zh="您说的是哪一款呢？", en="Which one do you mean?")
 NO_MATCH = Text(

@@ -25,17 +25,18 @@ from rasa_sdk.forms import REQUESTED_SLOT
 
 from actions import failures, refund_input, runtime
 from actions.base import EventList, Turn, language_of
-from ticketing import orders, refunds
-from ticketing.errors import (
+from ticketing.shop import orders
+from ticketing.shop.refunds import flow as refunds
+from ticketing.core.errors import (
     InvalidAmount,
     InvalidOrderNumber,
     KefuError,
     ValidationError,
 )
-from ticketing.i18n import Text
-from ticketing.models import Customer
-from ticketing.money import format_amount, parse_amount
-from ticketing.refund_rules import (
+from ticketing.core.i18n import Text
+from ticketing.core.models import Customer
+from ticketing.core.money import format_amount, parse_amount
+from ticketing.shop.refunds.rules import (
     Eligibility,
     RefundReason,
     Route,

@@ -14,9 +14,9 @@ import re
 import unicodedata
 from typing import Any
 
-from ticketing.i18n import Text
-from ticketing.money import format_amount
-from ticketing.refund_rules import REASON_LABELS, RefundReason
+from ticketing.core.i18n import Text
+from ticketing.core.money import format_amount
+from ticketing.shop.refunds.rules import REASON_LABELS, RefundReason
 
 # Typed words → reason, most specific first ("摔坏" is damage before "坏" is quality).
 _REASON_WORDS: list[tuple[RefundReason, tuple[str, ...]]] = [
@@ -127,7 +127,7 @@ def payload(intent: str, **entities: Any) -> str:
 
 
 def reason_buttons(language: str, *, intent: str = "request_refund") -> list[dict[str, str]]:
-    from ticketing.refund_rules import reason_options
+    from ticketing.shop.refunds.rules import reason_options
 
     return [{"title": label, "payload": payload(intent, refund_reason=code)}
             for code, label in reason_options(language)]

@@ -14,10 +14,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import order_choice, refund_input
 from actions.base import EventList, KefuAction, Turn, language_of
-from ticketing import orders
-from ticketing.i18n import Text
-from ticketing.money import format_amount
-from ticketing.refund_rules import Route, reason_label
+from ticketing.shop import orders
+from ticketing.core.i18n import Text
+from ticketing.core.money import format_amount
+from ticketing.shop.refunds.rules import Route, reason_label
 
 ASK_ORDER = {
     "request_refund": Text("请选择要退款的订单，或直接发送订单号：",

@@ -22,11 +22,13 @@ from actions.base import EventList, KefuAction, Turn
 from actions.handoff import format_deadline, transcript_from
 from actions.refund_form import FORM, STOP_ROUTES, clear_form_slots, latest_user_stamp
 from actions.refund_questions import payment_label
-from ticketing import after_sales, catalog, orders, refunds, sla
-from ticketing.clock import utcnow
-from ticketing.errors import KefuError, NotEligible, RefundInProgress
-from ticketing.i18n import Text
-from ticketing.models import (
+from ticketing.desk import after_sales, sla
+from ticketing.shop import catalog, orders
+from ticketing.shop.refunds import flow as refunds
+from ticketing.core.clock import utcnow
+from ticketing.core.errors import KefuError, NotEligible, RefundInProgress
+from ticketing.core.i18n import Text
+from ticketing.core.models import (
     Customer,
     Order,
     OrderState,
@@ -36,8 +38,8 @@ from ticketing.models import (
     RefundRequest,
     RefundState,
 )
-from ticketing.money import format_amount
-from ticketing.refund_rules import (
+from ticketing.core.money import format_amount
+from ticketing.shop.refunds.rules import (
     NO_REASON_RETURN_DAYS,
     REASON_LABELS,
     SELLER_FAULT_REASONS,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ticketing.pii import PiiCipher
-from ticketing.settings import load_schedule, load_settings
+from ticketing.core.pii import PiiCipher
+from ticketing.core.settings import load_schedule, load_settings
 
 
 @dataclass
@@ -38,8 +38,8 @@ _lock = threading.Lock()
 
 
 def _from_settings() -> Backend:
-    from ticketing import timer_index
-    from ticketing.db import make_engine, make_session_factory
+    from ticketing.desk import timer_index
+    from ticketing.core.db import make_engine, make_session_factory
 
     settings = load_settings()
     factory = make_session_factory(make_engine(settings.database_url))

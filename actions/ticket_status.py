@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 
 from actions import handoff
 from actions.base import EventList, KefuAction, Turn
-from ticketing import sla, tickets
-from ticketing.errors import KefuError, NotFound, TicketNotFound
-from ticketing.i18n import Text
-from ticketing.models import Agent, Ticket, TicketState
+from ticketing.desk import sla, tickets
+from ticketing.core.errors import KefuError, NotFound, TicketNotFound
+from ticketing.core.i18n import Text
+from ticketing.core.models import Agent, Ticket, TicketState
 
 SHOWN = 3  # open tickets listed at most
 

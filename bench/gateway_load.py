@@ -56,11 +56,13 @@ def prepare(var: Path, conversations: int) -> dict[str, str]:
                KEFU_AUTO_ASSIGN_AFTER="off")
     code = f"""
 from sqlalchemy import func, select
-from ticketing import customers, demo_data, migrate
-from ticketing.db import make_engine, make_session_factory
-from ticketing.models import Order
-from ticketing.pii import PiiCipher
-from ticketing.settings import load_settings
+from ticketing.core import migrate
+from ticketing.demo import data as demo_data
+from ticketing.shop import customers
+from ticketing.core.db import make_engine, make_session_factory
+from ticketing.core.models import Order
+from ticketing.core.pii import PiiCipher
+from ticketing.core.settings import load_settings
 s = load_settings(); migrate.upgrade(s.database_url)
 f = make_session_factory(make_engine(s.database_url))
 with f.begin() as session:

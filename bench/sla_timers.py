@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import Engine, func, insert, select, text  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
-from ticketing import timer_index  # noqa: E402
-from ticketing.db import make_engine, make_session_factory  # noqa: E402
-from ticketing.models import Base, Customer, SlaTimer, Ticket  # noqa: E402
+from ticketing.desk import timer_index  # noqa: E402
+from ticketing.core.db import make_engine, make_session_factory  # noqa: E402
+from ticketing.core.models import Base, Customer, SlaTimer, Ticket  # noqa: E402
 
 TICKET_COLUMNS = ("id", "number", "customer_id", "channel", "category", "priority", "tier", "state",
                   "subject", "language", "flags", "created_at", "reopen_count", "version")
@@ -155,8 +155,8 @@ def bench_due(sources: list[timer_index.DueSource], *, now: datetime, limit: int
 def bench_desk_loop(factory: sessionmaker[Session], count: int) -> dict[str, float] | None:
     """claim + reply + resolve through the real services, one transaction per step."""
     try:
-        from ticketing import ownership, tickets
-        from ticketing.models import Agent, Availability, Role, Team
+        from ticketing.desk import ownership, tickets
+        from ticketing.core.models import Agent, Availability, Role, Team
     except ImportError:
         return None
     with factory.begin() as session:

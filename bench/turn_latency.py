@@ -62,11 +62,13 @@ def prepare_kefu_database(var: Path, conversations: int) -> dict[str, str]:
     env.update(KEFU_VAR_DIR=str(var), KEFU_DATABASE_URL=f"sqlite:///{var / 'kefu.db'}")
     code = f"""
 import os
-from ticketing import customers, demo_data, migrate
-from ticketing.db import make_engine, make_session_factory
-from ticketing.models import Customer, Order
-from ticketing.pii import PiiCipher
-from ticketing.settings import load_settings
+from ticketing.core import migrate
+from ticketing.demo import data as demo_data
+from ticketing.shop import customers
+from ticketing.core.db import make_engine, make_session_factory
+from ticketing.core.models import Customer, Order
+from ticketing.core.pii import PiiCipher
+from ticketing.core.settings import load_settings
 from sqlalchemy import select, func
 s = load_settings(); migrate.upgrade(s.database_url)
 f = make_session_factory(make_engine(s.database_url))

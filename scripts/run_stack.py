@@ -23,10 +23,11 @@ sys.path.insert(0, str(ROOT))
 from bot import assistant  # noqa: E402
 from bot.gateway.settings import GatewaySettings  # noqa: E402
 from bot.rasa_config import AssistantSettings  # noqa: E402
-from ticketing import demo_data, migrate  # noqa: E402
-from ticketing.db import make_engine, make_session_factory  # noqa: E402
-from ticketing.pii import PiiCipher  # noqa: E402
-from ticketing.settings import load_settings  # noqa: E402
+from ticketing.core import migrate  # noqa: E402
+from ticketing.demo import data as demo_data
+from ticketing.core.db import make_engine, make_session_factory  # noqa: E402
+from ticketing.core.pii import PiiCipher  # noqa: E402
+from ticketing.core.settings import load_settings  # noqa: E402
 
 log = logging.getLogger("kefu.run")
 
@@ -45,7 +46,7 @@ def services() -> list[Service]:
     rasa = AssistantSettings.from_environ()
     gateway = GatewaySettings.from_environ()
     return [
-        Service("sla-worker", [py, "-m", "ticketing.worker"], "background (no port)"),
+        Service("sla-worker", [py, "-m", "ticketing.desk.worker"], "background (no port)"),
         Service("actions", assistant.action_server_argv(rasa, py), rasa.action_url,
                 env=assistant.action_env(), ready_url=f"http://127.0.0.1:{rasa.action_port}/health"),
         Service("rasa", assistant.rasa_server_argv(rasa), f"{rasa.rasa_url}/webhooks/rest/webhook",

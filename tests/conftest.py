@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ticketing.db import make_engine, make_session_factory
-from ticketing.models import Base
-from ticketing.pii import PiiCipher
+from ticketing.core.db import make_engine, make_session_factory
+from ticketing.core.models import Base
+from ticketing.core.pii import PiiCipher
 
 PG_URL = os.environ.get("KEFU_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("KEFU_TEST_REDIS_URL")

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from ticketing.clock import utcnow
-from ticketing.models import (
+from ticketing.core.clock import utcnow
+from ticketing.core.models import (
     Agent,
     Availability,
     Customer,
@@ -22,7 +22,7 @@ from ticketing.models import (
     Team,
     TrackingEvent,
 )
-from ticketing.pii import PiiCipher
+from ticketing.core.pii import PiiCipher
 
 _seq = itertools.count(1)
 

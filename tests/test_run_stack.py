@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from ticketing.db import make_engine
-from ticketing.models import Agent, Order, Product
+from ticketing.core.db import make_engine
+from ticketing.core.models import Agent, Order, Product
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,9 +21,9 @@ from bot.gateway.settings import GatewaySettings
 from bot.gateway.telegram import TelegramChannel
 from bot.gateway.widget import WidgetChannel
 from bot.rasa_client import AsyncRasaClient
-from ticketing import timer_index
-from ticketing.db import make_engine, make_session_factory
-from ticketing.settings import Settings, dev_secret, load_settings, var_dir
+from ticketing.desk import timer_index
+from ticketing.core.db import make_engine, make_session_factory
+from ticketing.core.settings import Settings, dev_secret, load_settings, var_dir
 
 log = logging.getLogger("kefu.gateway")
 

@@ -26,11 +26,14 @@ from bot.gateway.metrics import GatewayMetrics
 from bot.gateway.ratelimit import RateLimiter
 from bot.gateway.settings import GatewaySettings
 from bot.rasa_client import AsyncRasaClient, handoff_marker
-from ticketing import audit, chat_history, customers, handoffs, inbound, outbox, tickets
-from ticketing.chat_history import Entry
-from ticketing.clock import utcnow
-from ticketing.errors import IllegalTransition
-from ticketing.i18n import Text, language_of_text, normalize_language
+from ticketing.conversations import chat_history, inbound, outbox
+from ticketing.core import audit
+from ticketing.desk import handoffs, tickets
+from ticketing.shop import customers
+from ticketing.conversations.chat_history import Entry
+from ticketing.core.clock import utcnow
+from ticketing.core.errors import IllegalTransition
+from ticketing.core.i18n import Text, language_of_text, normalize_language
 
 log = logging.getLogger("kefu.gateway")
 

@@ -24,9 +24,11 @@ from sqlalchemy.orm import Session
 
 from bot.gateway.core import Gateway, rasa_rows
 from bot.gateway.lanes import Lanes
-from ticketing import chat_history, customers, handoffs, outbox
-from ticketing.chat_history import Entry
-from ticketing.models import OutboxMessage
+from ticketing.conversations import chat_history, outbox
+from ticketing.desk import handoffs
+from ticketing.shop import customers
+from ticketing.conversations.chat_history import Entry
+from ticketing.core.models import OutboxMessage
 
 log = logging.getLogger("kefu.gateway.delivery")
 

@@ -15,7 +15,7 @@ from bot import widget_token
 from bot.gateway.core import Gateway
 from bot.gateway.telegram import TelegramChannel
 from bot.gateway.widget import WidgetChannel
-from ticketing.models import Customer
+from ticketing.core.models import Customer
 
 STATIC = Path(__file__).resolve().parent.parent / "widget" / "static"
 SIGNED_IN = ("已登录：{name} / Signed in: {name}", "未登录 / Not signed in")

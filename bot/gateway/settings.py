@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ticketing.errors import ConfigurationError
+from ticketing.core.errors import ConfigurationError
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -35,9 +35,10 @@ from telegram.ext import (
 from bot.gateway import texts
 from bot.gateway.core import Gateway, Incoming, Outcome
 from bot.gateway.verification import verify_phone
-from ticketing import customers, outbox
-from ticketing.chat_history import Entry
-from ticketing.i18n import language_of_text
+from ticketing.conversations import outbox
+from ticketing.shop import customers
+from ticketing.conversations.chat_history import Entry
+from ticketing.core.i18n import language_of_text
 
 log = logging.getLogger("kefu.gateway.telegram")
 

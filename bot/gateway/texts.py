@@ -1,6 +1,6 @@
 """What the gateway itself says to customers, in Chinese and English."""
 
-from ticketing.i18n import Text
+from ticketing.core.i18n import Text
 
 TOO_LONG = Text(
     zh="消息太长了（最多 {limit} 个字），请分几条发送。",

@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session
 
 from bot.gateway import texts
 from bot.gateway.core import Gateway, Incoming
-from ticketing import audit, customers, inbound
-from ticketing.errors import ValidationError
-from ticketing.pii import PiiCipher
+from ticketing.conversations import inbound
+from ticketing.core import audit
+from ticketing.shop import customers
+from ticketing.core.errors import ValidationError
+from ticketing.core.pii import PiiCipher
 
 
 async def verify_phone(gateway: Gateway, msg: Incoming, *, phone: str | None, own: bool) -> str:

@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 
 from bot import widget_token
 from bot.gateway.core import Gateway, Incoming, Outcome
-from ticketing import audit, chat_history, customers, outbox
-from ticketing.chat_history import Entry
-from ticketing.i18n import Text, normalize_language
-from ticketing.models import Customer
+from ticketing.conversations import chat_history, outbox
+from ticketing.core import audit
+from ticketing.shop import customers
+from ticketing.conversations.chat_history import Entry
+from ticketing.core.i18n import Text, normalize_language
+from ticketing.core.models import Customer
 
 log = logging.getLogger("kefu.gateway.widget")
 

@@ -5,7 +5,7 @@ stray spaces, split a number written in groups, or mark an amount or a house num
 component runs after DIET and makes the pattern authoritative for ``order_id``: every run of
 16–19 digits (optionally grouped with spaces or dashes, half- or full-width) becomes one
 ``order_id`` entity spanning first to last digit, and other extractors' ``order_id``
-guesses are dropped. Other entities are left alone. ``ticketing.orders.parse_order_number``
+guesses are dropped. Other entities are left alone. ``ticketing.shop.orders.parse_order_number``
 normalises the value later. Loaded by Rasa from ``config.yml`` (Rasa puts the working
 directory on ``sys.path``); it imports nothing outside Rasa.
 """

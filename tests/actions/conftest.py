@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from actions import runtime
-from ticketing.pii import PiiCipher
+from ticketing.core.pii import PiiCipher
 
 
 @pytest.fixture

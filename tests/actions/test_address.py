@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from actions.address import ActionChangeAddress
 from tests.actions.harness import run, tracker
-from ticketing import customers
-from ticketing.models import Category, Customer, OrderState, Ticket
+from ticketing.shop import customers
+from ticketing.core.models import Category, Customer, OrderState, Ticket
 
 SENDER = "telegram:6001"
 

@@ -14,9 +14,10 @@ from actions.csat import (
     ActionCsatRequest,
 )
 from actions.followup import ActionFollowupAnswer, ActionFollowupAsk
-from ticketing import csat, customers, ownership, tickets
-from ticketing.clock import utcnow
-from ticketing.models import (
+from ticketing.desk import csat, ownership, tickets
+from ticketing.shop import customers
+from ticketing.core.clock import utcnow
+from ticketing.core.models import (
     ChannelIdentity,
     Survey,
     Ticket,

@@ -7,8 +7,8 @@ from sqlalchemy import select
 from actions.fallback import ActionFallback
 from actions.handoff import ActionHandoff
 from tests.actions.harness import run, tracker
-from ticketing import customers
-from ticketing.models import Category, ChannelIdentity, Ticket, TicketMessage
+from ticketing.shop import customers
+from ticketing.core.models import Category, ChannelIdentity, Ticket, TicketMessage
 
 
 def test_human_handoff_opens_a_ticket_and_pauses(make, session, action_backend) -> None:
@@ -56,7 +56,7 @@ def test_second_fallback_in_a_row_hands_off(session, action_backend) -> None:
 
 
 def test_backend_failure_apologises_without_a_stack_trace(session, action_backend, monkeypatch) -> None:
-    from ticketing import tickets
+    from ticketing.desk import tickets
 
     def broken(*_a, **_k):
         raise RuntimeError("database exploded")

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from actions import runtime
 from actions.identity import ActionIdentifyCustomer, language_of_text
-from ticketing import customers
-from ticketing.models import ChannelIdentity
+from ticketing.shop import customers
+from ticketing.core.models import ChannelIdentity
 from tests.actions.harness import run, tracker
 
 

@@ -15,9 +15,9 @@ from actions.orders import (
     ActionTrackOrder,
 )
 from tests.actions.harness import run, tracker
-from ticketing import customers
-from ticketing.clock import utcnow
-from ticketing.models import Category, OrderState, Ticket, TrackingEvent
+from ticketing.shop import customers
+from ticketing.core.clock import utcnow
+from ticketing.core.models import Category, OrderState, Ticket, TrackingEvent
 
 SENDER = "telegram:4242"
 NOW = utcnow()
@@ -368,7 +368,7 @@ def test_delivery_time_for_a_product_never_promises_missing_stock(make, session,
 
 def test_backend_failure_apologises_without_a_stack_trace(make, session, action_backend,
                                                           monkeypatch) -> None:
-    from ticketing import logistics
+    from ticketing.shop import logistics
 
     alice = verified_customer(make, session)
     order = on_time_parcel(make, alice)

@@ -8,7 +8,8 @@ import pytest
 
 from actions.products import ActionProductInfo, ActionProductStock
 from tests.actions.harness import run, tracker
-from ticketing import catalog, demo_data
+from ticketing.demo import data as demo_data
+from ticketing.shop import catalog
 
 VISITOR = "widget:shopper-1"  # product questions need no verification
 
@@ -150,7 +151,7 @@ def test_every_demo_product_button_finds_its_product(session, cipher, action_bac
     session.commit()
     from sqlalchemy import select
 
-    from ticketing.models import Product
+    from ticketing.core.models import Product
 
     for product in session.scalars(select(Product)):
         for name in (product.name_zh, product.name_en):

@@ -7,8 +7,8 @@ import pytest
 from actions.refunds import ActionRefundPolicy, ActionRefundStatus
 from tests.actions.harness import run, tracker
 from tests.actions.test_refunds import SENDER, verified
-from ticketing import refunds
-from ticketing.models import OrderState
+from ticketing.shop.refunds import flow as refunds
+from ticketing.core.models import OrderState
 
 
 # --- status and policy --------------------------------------------------------------------------

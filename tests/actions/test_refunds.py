@@ -24,9 +24,10 @@ from actions.refund_questions import (
 )
 from actions.refunds import ActionRefundStatus, ActionSubmitRefund, idempotency_key
 from tests.actions.harness import Result, run, tracker
-from ticketing import customers, refunds
-from ticketing.clock import utcnow
-from ticketing.models import (
+from ticketing.shop import customers
+from ticketing.shop.refunds import flow as refunds
+from ticketing.core.clock import utcnow
+from ticketing.core.models import (
     Category,
     Customer,
     OrderState,

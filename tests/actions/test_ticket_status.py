@@ -9,9 +9,10 @@ from sqlalchemy import select
 
 from actions.ticket_status import ActionTicketStatus, first_name, number_in
 from tests.actions.harness import run, tracker
-from ticketing import customers, ownership, tickets
-from ticketing.clock import utcnow
-from ticketing.models import Agent, Category, Customer
+from ticketing.desk import ownership, tickets
+from ticketing.shop import customers
+from ticketing.core.clock import utcnow
+from ticketing.core.models import Agent, Category, Customer
 
 SENDER = "telegram:777"
 

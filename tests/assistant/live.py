@@ -21,10 +21,11 @@ def free_port() -> int:
 
 
 SEED = """
-from ticketing import demo_data, migrate
-from ticketing.db import make_engine, make_session_factory
-from ticketing.pii import PiiCipher
-from ticketing.settings import load_settings
+from ticketing.core import migrate
+from ticketing.demo import data as demo_data
+from ticketing.core.db import make_engine, make_session_factory
+from ticketing.core.pii import PiiCipher
+from ticketing.core.settings import load_settings
 s = load_settings(); migrate.upgrade(s.database_url)
 with make_session_factory(make_engine(s.database_url)).begin() as session:
     demo_data.load(session, cipher=PiiCipher(s.pii_key))

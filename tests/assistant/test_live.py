@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from bot.rasa_client import handoff_marker
 from tests.assistant.live import LiveAssistant
-from ticketing import ownership, tickets
-from ticketing.db import make_engine, make_session_factory
-from ticketing.models import Agent, ChannelIdentity, Role, Survey, Ticket
+from ticketing.desk import ownership, tickets
+from ticketing.core.db import make_engine, make_session_factory
+from ticketing.core.models import Agent, ChannelIdentity, Role, Survey, Ticket
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "kefu.tar.gz"
 REDIS_URL = os.environ.get("KEFU_TEST_REDIS_URL")

@@ -177,8 +177,8 @@ def demo_customer(database_url: str, nth: int = 0) -> tuple[int, str]:
     """The ``nth`` demo customer who has orders: (id, name)."""
     from sqlalchemy import func, select
 
-    from ticketing.db import make_engine, make_session_factory
-    from ticketing.models import Customer, Order
+    from ticketing.core.db import make_engine, make_session_factory
+    from ticketing.core.models import Customer, Order
 
     engine = make_engine(database_url)
     try:
@@ -198,7 +198,7 @@ def write(path: Path, text: str) -> None:
 
 
 def _factory(database_url: str):
-    from ticketing.db import make_engine, make_session_factory
+    from ticketing.core.db import make_engine, make_session_factory
 
     engine = make_engine(database_url)
     return engine, make_session_factory(engine)
@@ -206,9 +206,9 @@ def _factory(database_url: str):
 
 def demo_phone(live: LiveAssistant, customer_id: int) -> str:
     """The demo customer's phone in clear (tests only: it is stored encrypted)."""
-    from ticketing.models import Customer
-    from ticketing.pii import PiiCipher
-    from ticketing.settings import load_settings
+    from ticketing.core.models import Customer
+    from ticketing.core.pii import PiiCipher
+    from ticketing.core.settings import load_settings
 
     cipher = PiiCipher(load_settings(live.env).pii_key)
     engine, factory = _factory(live.database_url)
@@ -230,7 +230,7 @@ class Desk:
         self.engine.dispose()
 
     def handed_off_ticket(self, conversation_id: str) -> int | None:
-        from ticketing import handoffs
+        from ticketing.desk import handoffs
 
         with self.factory() as session:
             ticket = handoffs.handed_off_ticket(session, conversation_id=conversation_id)
@@ -239,8 +239,8 @@ class Desk:
     def _agent_for(self, session, ticket) -> int:
         from sqlalchemy import select
 
-        from ticketing import ownership
-        from ticketing.models import Agent, Role
+        from ticketing.desk import ownership
+        from ticketing.core.models import Agent, Role
 
         if ticket.owner_id is None:
             agent = session.scalars(select(Agent).where(Agent.role == Role.SUPERVISOR)
@@ -250,7 +250,7 @@ class Desk:
         return ticket.owner_id
 
     def reply(self, ticket_id: int, body: str) -> None:
-        from ticketing import tickets
+        from ticketing.desk import tickets
 
         with self.factory.begin() as session:
             ticket = tickets.get_ticket(session, ticket_id)
@@ -258,7 +258,7 @@ class Desk:
                                 agent_id=self._agent_for(session, ticket), body=body)
 
     def solve(self, ticket_id: int, resolution: str) -> None:
-        from ticketing import tickets
+        from ticketing.desk import tickets
 
         with self.factory.begin() as session:
             ticket = tickets.get_ticket(session, ticket_id)
@@ -268,7 +268,7 @@ class Desk:
     def thread(self, ticket_id: int) -> list[tuple[str, str, list]]:
         from sqlalchemy import select
 
-        from ticketing.models import TicketMessage
+        from ticketing.core.models import TicketMessage
 
         with self.factory() as session:
             return [(m.author_type, m.body, list(m.attachments or [])) for m in session.scalars(
@@ -276,7 +276,7 @@ class Desk:
                 .order_by(TicketMessage.id))]
 
     def survey_score(self, ticket_id: int) -> int | None:
-        from ticketing import csat
+        from ticketing.desk import csat
 
         with self.factory() as session:
             survey = csat.survey_for_ticket(session, ticket_id=ticket_id)
@@ -285,7 +285,7 @@ class Desk:
     def inbound(self, conversation_id: str) -> list[tuple[str, str | None]]:
         from sqlalchemy import select
 
-        from ticketing.models import InboundMessage
+        from ticketing.core.models import InboundMessage
 
         with self.factory() as session:
             return [(m.text, m.route) for m in session.scalars(

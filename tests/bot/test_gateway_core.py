@@ -22,11 +22,12 @@ from bot.gateway.metrics import GatewayMetrics
 from bot.gateway.ratelimit import RateLimiter
 from bot.gateway.settings import GatewaySettings
 from bot.gateway.telegram import callback_data, keyboard
-from ticketing import handoffs, outbox, ownership, tickets
-from ticketing.chat_history import HIDDEN, Entry
-from ticketing.clock import utcnow
-from ticketing.errors import ConfigurationError
-from ticketing.models import InboundMessage, OutboxMessage, TicketMessage
+from ticketing.conversations import outbox
+from ticketing.desk import handoffs, ownership, tickets
+from ticketing.conversations.chat_history import HIDDEN, Entry
+from ticketing.core.clock import utcnow
+from ticketing.core.errors import ConfigurationError
+from ticketing.core.models import InboundMessage, OutboxMessage, TicketMessage
 from tests.conftest import TEST_KEY
 from tests.ticketing.desk_setup import build_desk
 
@@ -307,7 +308,7 @@ def test_long_button_payloads_are_hashed_for_telegram() -> None:
 
 def test_messages_stored_but_never_routed_are_answered_after_a_restart(rig, session_factory) -> None:
     gateway, rasa, channel = rig
-    from ticketing import inbound
+    from ticketing.conversations import inbound
     with session_factory.begin() as s:
         inbound.record(s, channel="widget", conversation_id="widget:v-44444444",
                        dedupe_key="v-44444444:m1", text="还在吗",

@@ -73,7 +73,7 @@ def test_forged_token_makes_an_anonymous_visitor_and_is_audited(
             assert welcome["conversation"] == f"widget:{client.visitor}"
             await client.close()
     run(scenario())
-    from ticketing.models import AuditLog
+    from ticketing.core.models import AuditLog
     with desk.factory() as session:
         refused = session.scalars(select(AuditLog).where(
             AuditLog.action == "widget.token_refused")).all()
@@ -144,7 +144,7 @@ def test_rate_limit_answers_politely_and_records_the_abuse(
     conversation = run(scenario())
     routes = [route for _text, route in desk.inbound(conversation)]
     assert len(routes) == 14 and routes.count("rate_limited") == 2  # stored, not answered
-    from ticketing.models import AuditLog
+    from ticketing.core.models import AuditLog
     with desk.factory() as session:
         abuse = session.scalars(select(AuditLog).where(
             AuditLog.action == "abuse.rate_limited",
@@ -226,7 +226,7 @@ def test_twenty_conversations_of_ten_messages_nothing_lost_or_reordered(
 
 
 def outgoing(desk: Desk, conversation: str) -> list[tuple[int, bool]]:
-    from ticketing.models import OutboxMessage
+    from ticketing.core.models import OutboxMessage
     with desk.factory() as session:
         return [(m.id, m.delivered_at is not None) for m in session.scalars(
             select(OutboxMessage).where(OutboxMessage.conversation_id == conversation)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.nlu.order_pattern import find_order_numbers
-from ticketing.orders import parse_order_number
+from ticketing.shop.orders import parse_order_number
 
 
 @pytest.mark.parametrize(("text", "expected"), [

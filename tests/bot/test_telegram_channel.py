@@ -80,7 +80,7 @@ def quiet_customer(live_stack: LiveAssistant) -> tuple[int, str, str]:
     reopens that ticket (whose survey was already sent) instead of opening a new one."""
     from sqlalchemy import func
 
-    from ticketing.models import Customer, Ticket
+    from ticketing.core.models import Customer, Ticket
 
     engine, factory = db_session(live_stack)
     try:
@@ -187,7 +187,7 @@ def ask_orders(tg: FakeTelegram, user: int) -> Message:
 
 
 def db_session(live: LiveAssistant):
-    from ticketing.db import make_engine, make_session_factory
+    from ticketing.core.db import make_engine, make_session_factory
 
     engine = make_engine(live.database_url)
     return engine, make_session_factory(engine)
@@ -195,8 +195,8 @@ def db_session(live: LiveAssistant):
 
 def orders_of(live: LiveAssistant, customer_id: int) -> dict[str, str]:
     """The customer's orders: number -> state name in Chinese."""
-    from ticketing import orders
-    from ticketing.models import Order
+    from ticketing.shop import orders
+    from ticketing.core.models import Order
 
     engine, factory = db_session(live)
     try:
@@ -208,7 +208,7 @@ def orders_of(live: LiveAssistant, customer_id: int) -> dict[str, str]:
 
 
 def identity_customer(live: LiveAssistant, user: int) -> int | None:
-    from ticketing.models import ChannelIdentity
+    from ticketing.core.models import ChannelIdentity
 
     engine, factory = db_session(live)
     try:
@@ -222,7 +222,7 @@ def identity_customer(live: LiveAssistant, user: int) -> int | None:
 
 
 def audit_actions(live: LiveAssistant, user: int) -> list[tuple[str, dict[str, Any]]]:
-    from ticketing.models import AuditLog
+    from ticketing.core.models import AuditLog
 
     engine, factory = db_session(live)
     try:
@@ -236,7 +236,7 @@ def audit_actions(live: LiveAssistant, user: int) -> list[tuple[str, dict[str, A
 
 def ticket_facts(live: LiveAssistant, ticket_id: int) -> tuple[str, str | None]:
     """(ticket number, first name of its owner) as the customer sees them."""
-    from ticketing.models import Agent, Ticket
+    from ticketing.core.models import Agent, Ticket
 
     engine, factory = db_session(live)
     try:

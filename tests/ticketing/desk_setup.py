@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ticketing import tickets
-from ticketing.models import (
+from ticketing.desk import tickets
+from ticketing.core.models import (
     Agent,
     AuditLog,
     Notification,

@@ -3,9 +3,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ticketing import business_hours
-from ticketing.business_hours import BusinessCalendar, RoundTheClock
-from ticketing.errors import ConfigurationError
+from ticketing.desk import business_hours
+from ticketing.desk.business_hours import BusinessCalendar, RoundTheClock
+from ticketing.core.errors import ConfigurationError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")

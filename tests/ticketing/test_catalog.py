@@ -7,8 +7,8 @@ import time
 import pytest
 from sqlalchemy import update
 
-from ticketing import catalog
-from ticketing.models import Product
+from ticketing.shop import catalog
+from ticketing.core.models import Product
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ticketing import chat_history, inbound, outbox
+from ticketing.conversations import chat_history, inbound, outbox
 from tests.ticketing.desk_setup import NOW
 
 CONV = "widget:v-abcdef12"

@@ -1,4 +1,4 @@
-"""CSAT survey and 回访 follow-up (ticketing.csat), on tickets built directly from the models."""
+"""CSAT survey and 回访 follow-up (ticketing.desk.csat), on tickets built directly from the models."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from ticketing import csat, errors, ownership, stats, tickets, timer_index, worker
-from ticketing.models import (
+from ticketing.core import errors
+from ticketing.desk import csat, ownership, stats, tickets, timer_index, worker
+from ticketing.core.models import (
     Category,
     Channel,
     OutboxMessage,

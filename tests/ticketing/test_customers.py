@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from ticketing import customers
-from ticketing.errors import Conflict, CustomerNotFound, ValidationError
-from ticketing.models import AuditLog, ChannelIdentity, Segment
+from ticketing.shop import customers
+from ticketing.core.errors import Conflict, CustomerNotFound, ValidationError
+from ticketing.core.models import AuditLog, ChannelIdentity, Segment
 
 
 def test_identity_for_creates_once(session) -> None:

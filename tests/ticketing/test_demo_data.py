@@ -9,13 +9,15 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import func, select
 
-from ticketing import catalog, customers, demo_data, logistics, passwords
-from ticketing.db import make_engine, make_session_factory
-from ticketing.errors import Conflict
-from ticketing.models import (
+from ticketing.core import passwords
+from ticketing.demo import data as demo_data
+from ticketing.shop import catalog, customers, logistics
+from ticketing.core.db import make_engine, make_session_factory
+from ticketing.core.errors import Conflict
+from ticketing.core.models import (
     Agent, Base, ChannelIdentity, Customer, Order, OrderState, Product, Role, Segment, Team,
 )
-from ticketing.pii import PiiCipher
+from ticketing.core.pii import PiiCipher
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
 

@@ -8,14 +8,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from ticketing import demo_data, demo_tickets, stats
-from ticketing.clock import aware
-from ticketing.db import make_engine, make_session_factory
-from ticketing.models import (
+from ticketing.demo import data as demo_data, tickets as demo_tickets
+from ticketing.desk import stats
+from ticketing.core.clock import aware
+from ticketing.core.db import make_engine, make_session_factory
+from ticketing.core.models import (
     Agent, Base, Category, OutboxMessage, SlaTimer, Survey, Ticket, TicketEvent, TicketMessage,
     TicketState, TimerKind,
 )
-from ticketing.pii import PiiCipher
+from ticketing.core.pii import PiiCipher
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
 MONTH = timedelta(days=30)

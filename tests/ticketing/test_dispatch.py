@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from ticketing import dispatch, ownership, routing, tickets, worker
-from ticketing.errors import ConfigurationError
-from ticketing.models import (
+from ticketing.desk import dispatch, ownership, routing, tickets, worker
+from ticketing.core.errors import ConfigurationError
+from ticketing.core.models import (
     Availability, Notification, Priority, Role, Ticket, TicketEvent, TicketState,
 )
-from ticketing.settings import load_settings, parse_auto_assign_after
+from ticketing.core.settings import load_settings, parse_auto_assign_after
 from tests.ticketing.desk_setup import NOW, build_desk, events, new_ticket, snapshot
 
 AFTER = timedelta(seconds=600)

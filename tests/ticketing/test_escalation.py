@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from ticketing import errors, escalation, ownership, routing, tickets
-from ticketing.models import Availability, Category, Notification, Role, Survey, TicketState
+from ticketing.core import errors
+from ticketing.desk import escalation, ownership, routing, tickets
+from ticketing.core.models import Availability, Category, Notification, Role, Survey, TicketState
 from tests.ticketing.desk_setup import NOW, build_desk, events, new_ticket, snapshot
 
 

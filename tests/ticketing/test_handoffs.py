@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from ticketing import customers, handoffs, outbox, tickets
-from ticketing.models import TicketState
+from ticketing.conversations import outbox
+from ticketing.desk import handoffs, tickets
+from ticketing.shop import customers
+from ticketing.core.models import TicketState
 from tests.ticketing.desk_setup import NOW, build_desk
 
 CONV = "widget:v-abcdef12"
@@ -31,7 +33,7 @@ def test_a_solved_ticket_no_longer_holds_the_conversation(session, make) -> None
                                             text="包裹丢了", now=NOW)
     assert ticket.customer_id == customer.id
     assert not handoffs.is_over(session, conversation_id="telegram:42", ticket_id=ticket.id)
-    from ticketing import ownership
+    from ticketing.desk import ownership
     ownership.claim(session, ticket_id=ticket.id, agent_id=desk.l1.id, now=NOW)
     tickets.solve(session, ticket_id=ticket.id, agent_id=desk.l1.id, resolution="已补发", now=NOW)
     assert ticket.state is TicketState.SOLVED

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from ticketing import errors, inbound
+from ticketing.conversations import inbound
+from ticketing.core import errors
 from tests.ticketing.desk_setup import NOW
 
 

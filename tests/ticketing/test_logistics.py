@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ticketing import logistics
-from ticketing.logistics import DelayReason
-from ticketing.models import OrderState, TrackingEvent
+from ticketing.shop import logistics
+from ticketing.shop.logistics import DelayReason
+from ticketing.core.models import OrderState, TrackingEvent
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
 

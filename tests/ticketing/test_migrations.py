@@ -11,9 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from ticketing.db import make_engine
-from ticketing.migrate import alembic_config, upgrade
-from ticketing.models import Base
+from ticketing.core.db import make_engine
+from ticketing.core.migrate import alembic_config, upgrade
+from ticketing.core.models import Base
 
 
 def _diff(connection) -> list[object]:

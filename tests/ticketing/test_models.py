@@ -1,6 +1,6 @@
 from datetime import timezone
 
-from ticketing.models import Customer, OrderState
+from ticketing.core.models import Customer, OrderState
 
 
 def test_timestamps_are_aware_utc_on_every_backend(make, session) -> None:

@@ -1,7 +1,7 @@
 import pytest
 
-from ticketing.errors import InvalidAmount
-from ticketing.money import format_amount, parse_amount
+from ticketing.core.errors import InvalidAmount
+from ticketing.core.money import format_amount, parse_amount
 
 
 @pytest.mark.parametrize("raw,cents", [("¥12.30", 1230), ("12.3元", 1230), (12, 1200), ("1,299", 129900)])

@@ -1,11 +1,12 @@
-"""Agents' notifications (ticketing.notifications)."""
+"""Agents' notifications (ticketing.desk.notifications)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ticketing import errors, notifications
-from ticketing.i18n import Text
+from ticketing.core import errors
+from ticketing.desk import notifications
+from ticketing.core.i18n import Text
 from tests.ticketing.desk_setup import NOW, snapshot
 
 HELLO = Text(zh="工单 {number} 有新消息", en="Ticket {number} has a new message")

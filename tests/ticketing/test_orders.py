@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ticketing import orders
-from ticketing.errors import InvalidOrderNumber, OrderNotFound
-from ticketing.models import OrderState
+from ticketing.shop import orders
+from ticketing.core.errors import InvalidOrderNumber, OrderNotFound
+from ticketing.core.models import OrderState
 
 NUMBER = "2026112512345678"
 

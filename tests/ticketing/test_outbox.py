@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from ticketing import errors, outbox
-from ticketing.models import OutboxMessage
+from ticketing.conversations import outbox
+from ticketing.core import errors
+from ticketing.core.models import OutboxMessage
 from tests.ticketing.desk_setup import NOW
 
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from ticketing import errors, ownership, routing, tickets
-from ticketing.models import AuditLog, Availability, Notification, Segment, TicketState
+from ticketing.core import errors
+from ticketing.desk import ownership, routing, tickets
+from ticketing.core.models import AuditLog, Availability, Notification, Segment, TicketState
 from tests.ticketing.desk_setup import NOW, build_desk, events, new_ticket, snapshot
 
 

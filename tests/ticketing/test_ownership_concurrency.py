@@ -6,8 +6,9 @@ import threading
 
 from sqlalchemy import func, select
 
-from ticketing import errors, ownership
-from ticketing.models import Role, Ticket, TicketEvent, TicketState
+from ticketing.core import errors
+from ticketing.desk import ownership
+from ticketing.core.models import Role, Ticket, TicketEvent, TicketState
 from tests.ticketing.desk_setup import NOW, new_ticket
 
 AGENTS = 20

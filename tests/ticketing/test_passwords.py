@@ -1,4 +1,4 @@
-from ticketing import passwords
+from ticketing.core import passwords
 
 
 def test_hash_verifies_and_is_salted() -> None:

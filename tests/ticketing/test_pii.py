@@ -1,7 +1,7 @@
 import pytest
 
-from ticketing.errors import CryptoError, ValidationError
-from ticketing.pii import PiiCipher, mask_address, mask_phone, normalize_phone
+from ticketing.core.errors import CryptoError, ValidationError
+from ticketing.core.pii import PiiCipher, mask_address, mask_phone, normalize_phone
 
 
 def test_round_trip_and_random_nonce(cipher: PiiCipher) -> None:

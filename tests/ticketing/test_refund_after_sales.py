@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from ticketing import after_sales, refunds
-from ticketing.clock import utcnow
-from ticketing.errors import (
+from ticketing.desk import after_sales
+from ticketing.shop.refunds import flow as refunds
+from ticketing.core.clock import utcnow
+from ticketing.core.errors import (
     AlreadyRefunded, DirectRefundAvailable, NotEligible, OrderNotFound, RefundInProgress, ValidationError,
 )
-from ticketing.models import (
+from ticketing.core.models import (
     Category, OrderState, RefundMethod, RefundRequest, Ticket, TicketMessage, TicketState,
 )
 

@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from ticketing import customers, refund_notices, refunds
-from ticketing.clock import utcnow
-from ticketing.errors import IllegalTransition
-from ticketing.models import OrderState, OutboxMessage, RefundMethod, RefundState
+from ticketing.shop import customers
+from ticketing.shop.refunds import flow as refunds, notices as refund_notices
+from ticketing.core.clock import utcnow
+from ticketing.core.errors import IllegalTransition
+from ticketing.core.models import OrderState, OutboxMessage, RefundMethod, RefundState
 
 NOW = utcnow()
 

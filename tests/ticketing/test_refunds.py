@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ticketing import refund_stats, refunds
-from ticketing.clock import utcnow
-from ticketing.errors import (
+from ticketing.shop.refunds import flow as refunds, stats as refund_stats
+from ticketing.core.clock import utcnow
+from ticketing.core.errors import (
     AgentNotFound,
     AlreadyRefunded,
     Conflict,
@@ -25,7 +25,7 @@ from ticketing.errors import (
     RefundNotFound,
     ValidationError,
 )
-from ticketing.models import (
+from ticketing.core.models import (
     AuditLog,
     Order,
     OrderItem,
@@ -35,7 +35,7 @@ from ticketing.models import (
     RefundRequest,
     RefundState,
 )
-from ticketing.refund_rules import RefundReason, Route, reason_label, reason_options
+from ticketing.shop.refunds.rules import RefundReason, Route, reason_label, reason_options
 
 NOW = utcnow()
 ORIGINAL = RefundMethod.ORIGINAL

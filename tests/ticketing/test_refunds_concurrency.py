@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ticketing import refunds
-from ticketing.clock import utcnow
-from ticketing.errors import Conflict, KefuError, RefundInProgress
-from ticketing.models import Order, OrderState, RefundMethod, RefundRequest, RefundState
+from ticketing.shop.refunds import flow as refunds
+from ticketing.core.clock import utcnow
+from ticketing.core.errors import Conflict, KefuError, RefundInProgress
+from ticketing.core.models import Order, OrderState, RefundMethod, RefundRequest, RefundState
 
 
 @pytest.fixture(autouse=True)

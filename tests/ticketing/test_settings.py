@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from ticketing.errors import ConfigurationError
-from ticketing.settings import load_settings
+from ticketing.core.errors import ConfigurationError
+from ticketing.core.settings import load_settings
 
 
 def test_defaults_use_sqlite_under_var_and_generate_a_dev_key(tmp_path: Path, monkeypatch) -> None:
@@ -45,8 +45,8 @@ def test_bad_key_is_a_clear_error(bad: str, tmp_path: Path, monkeypatch) -> None
 def test_schedule_settings_need_no_pii_key_and_feed_the_services(monkeypatch) -> None:
     from datetime import timedelta
 
-    from ticketing import sla, tickets
-    from ticketing.settings import load_schedule
+    from ticketing.desk import sla, tickets
+    from ticketing.core.settings import load_schedule
 
     env = {"KEFU_TIMEZONE": "Europe/Berlin", "KEFU_FOLLOWUP_AFTER_HOURS": "12",
            "KEFU_REOPEN_WINDOW_DAYS": "3", "KEFU_PII_KEY": "not base64!!"}

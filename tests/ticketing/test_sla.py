@@ -4,9 +4,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ticketing import business_hours, sla
-from ticketing.errors import ValidationError
-from ticketing.models import (
+from ticketing.desk import business_hours, sla
+from ticketing.core.errors import ValidationError
+from ticketing.core.models import (
     Category, Channel, Customer, Priority, Segment, SlaTimer, Ticket, TicketState, TimerKind,
     TimerStatus,
 )

@@ -1,4 +1,4 @@
-"""Manager statistics (ticketing.stats) on hand-built surveys, tickets and SLA timers."""
+"""Manager statistics (ticketing.desk.stats) on hand-built surveys, tickets and SLA timers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ticketing import errors, stats
-from ticketing.models import (
+from ticketing.core import errors
+from ticketing.desk import stats
+from ticketing.core.models import (
     Category,
     Channel,
     Priority,

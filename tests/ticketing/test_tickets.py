@@ -1,4 +1,4 @@
-"""Ticket creation and the SPEC 5.1 loop (ticketing.tickets)."""
+"""Ticket creation and the SPEC 5.1 loop (ticketing.desk.tickets)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from ticketing import errors, ownership, tickets
-from ticketing.models import (
+from ticketing.core import errors
+from ticketing.desk import ownership, tickets
+from ticketing.core.models import (
     Category,
     Channel,
     Notification,

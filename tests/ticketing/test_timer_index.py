@@ -4,9 +4,9 @@ import pytest
 from sqlalchemy import select, text
 
 from tests.ticketing.test_sla import CLOCK, H, T0, live, make_ticket
-from ticketing import sla, timer_index
-from ticketing.models import SlaTimer, TimerKind, TimerStatus
-from ticketing.timer_index import DatabaseDueSource, FullScanDueSource, RedisTimerIndex
+from ticketing.desk import sla, timer_index
+from ticketing.core.models import SlaTimer, TimerKind, TimerStatus
+from ticketing.desk.timer_index import DatabaseDueSource, FullScanDueSource, RedisTimerIndex
 
 
 def scheduled_tickets(make, session, count: int) -> list:
@@ -131,7 +131,7 @@ def test_redis_failure_never_breaks_a_commit(make, session, session_factory, cap
     uninstall = timer_index.install(session_factory, dead)
     try:
         ticket = scheduled_tickets(make, session, 1)[0]
-        with caplog.at_level(logging.WARNING, logger="ticketing.timer_index"):
+        with caplog.at_level(logging.WARNING, logger="ticketing.desk.timer_index"):
             session.commit()
     finally:
         uninstall()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ticketing import tickets, triage
-from ticketing.models import Category, Priority, Segment, Tier
+from ticketing.desk import tickets, triage
+from ticketing.core.models import Category, Priority, Segment, Tier
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,14 @@ from tests.conftest import TEST_KEY
 from tests.factories import Factory
 from tests.ticketing.test_sla import CLOCK, H, T0, live, make_ticket
 from tests.ticketing.test_timer_index import dead_redis
-from ticketing import sla, timer_index, worker
-from ticketing.db import make_engine, make_session_factory
-from ticketing.errors import ConfigurationError
-from ticketing.models import (
+from ticketing.desk import sla, timer_index, worker
+from ticketing.core.db import make_engine, make_session_factory
+from ticketing.core.errors import ConfigurationError
+from ticketing.core.models import (
     Base, Notification, Role, SlaTimer, Ticket, TicketEvent, TicketState, TimerKind, TimerStatus,
 )
-from ticketing.pii import PiiCipher
-from ticketing.timer_index import DatabaseDueSource, RedisTimerIndex
+from ticketing.core.pii import PiiCipher
+from ticketing.desk.timer_index import DatabaseDueSource, RedisTimerIndex
 
 
 class Recorder:

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import insert, select
 
 from tests.ticketing.test_sla import H, T0, make_ticket
-from ticketing import sla, timer_index, worker
-from ticketing.models import SlaTimer, TicketEvent, TimerKind, TimerStatus
-from ticketing.timer_index import DatabaseDueSource, RedisTimerIndex
+from ticketing.desk import sla, timer_index, worker
+from ticketing.core.models import SlaTimer, TicketEvent, TimerKind, TimerStatus
+from ticketing.desk.timer_index import DatabaseDueSource, RedisTimerIndex
 
 TICKETS = 150  # two due timers each: 300 firings
 WORKERS = 4

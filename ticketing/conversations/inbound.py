@@ -1,0 +1,79 @@
+"""The inbound log: every customer message is stored before it is routed.
+
+Storing first is what makes "nothing the customer wrote is lost" true when Rasa, a channel or
+the gateway itself fails halfway, and the channel's own message id (``dedupe_key``) makes a
+redelivered update a no-op instead of a second answer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ticketing.core.clock import utcnow
+from ticketing.core.errors import NotFound, ValidationError
+from ticketing.core.models import InboundMessage
+
+MAX_TEXT = 4000  # characters; the gateway refuses longer messages before they get here
+ROUTES = ("rasa", "ticket", "fallback_ticket", "refused", "rate_limited", "verification",
+          "unsupported")
+
+
+def record(
+    session: Session,
+    *,
+    channel: str,
+    conversation_id: str,
+    dedupe_key: str,
+    text: str,
+    payload: dict[str, object] | None = None,
+    now: datetime | None = None,
+) -> tuple[InboundMessage, bool]:
+    """Store a message once; returns ``(row, created)`` — ``created`` is False for a duplicate."""
+    if not dedupe_key or len(dedupe_key) > 128:
+        raise ValidationError("dedupe_key must be 1-128 characters")
+    if not conversation_id:
+        raise ValidationError("conversation_id is required")
+    query = select(InboundMessage).where(InboundMessage.channel == channel,
+                                         InboundMessage.dedupe_key == dedupe_key)
+    found = session.scalars(query).one_or_none()
+    if found is not None:
+        return found, False
+    row = InboundMessage(channel=channel, conversation_id=conversation_id, dedupe_key=dedupe_key,
+                         text=(text or "")[:MAX_TEXT], payload=dict(payload or {}),
+                         received_at=now or utcnow())
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # the same update arrived twice at once
+        return session.scalars(query).one(), False
+    return row, True
+
+
+def mark_handled(
+    session: Session, *, message_id: int, route: str, ticket_id: int | None = None,
+    now: datetime | None = None,
+) -> InboundMessage:
+    """Record where the message went; the first route recorded wins."""
+    if route not in ROUTES:
+        raise ValidationError(f"unknown route {route!r}")
+    row = session.get(InboundMessage, message_id)
+    if row is None:
+        raise NotFound(inbound_message_id=message_id)
+    if row.handled_at is None:
+        row.handled_at = now or utcnow()
+        row.route = route
+        row.ticket_id = ticket_id
+    return row
+
+
+def unhandled(session: Session, *, received_before: datetime,
+              limit: int = 100) -> list[InboundMessage]:
+    """Messages stored but never routed (the gateway stopped halfway), oldest first."""
+    return list(session.scalars(
+        select(InboundMessage)
+        .where(InboundMessage.handled_at.is_(None), InboundMessage.received_at < received_before)
+        .order_by(InboundMessage.id).limit(limit)))

@@ -1,0 +1,237 @@
+"""The customer outbox: messages owed to a customer until the gateway confirms delivery.
+
+Delivery is at-least-once and in order per conversation: a message is due only when no earlier
+message of the same conversation is still undelivered, so a failing message holds back the ones
+behind it instead of letting them overtake it. Failures back off exponentially
+(5 s · 2^(attempts-1), at most 10 minutes) and undelivered messages are never deleted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from ticketing.core.clock import utcnow
+from ticketing.core.errors import CustomerNotFound, NotFound, ValidationError
+from ticketing.core.i18n import normalize_language
+from ticketing.core.models import Customer, OutboxMessage
+
+BASE_BACKOFF_SECONDS = 5.0
+MAX_BACKOFF_SECONDS = 600.0
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before the next try after ``attempts`` failures (1 → 5 s, 2 → 10 s, … ≤ 10 min)."""
+    seconds = BASE_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, MAX_BACKOFF_SECONDS))
+
+
+def enqueue(
+    session: Session,
+    *,
+    customer_id: int | None,
+    conversation_id: str | None,
+    kind: str,
+    text: str,
+    language: str = "zh",
+    ticket_id: int | None = None,
+    payload: dict[str, object] | None = None,
+    now: datetime | None = None,
+) -> OutboxMessage:
+    """Owe ``text`` to the customer; due at once.
+
+    ``customer_id`` may be None for an anonymous visitor; the conversation is then required.
+    """
+    if not text or not text.strip():
+        raise ValidationError("outbox text is empty")
+    if not kind or len(kind) > 24:
+        raise ValidationError("outbox kind must be 1-24 characters")
+    if customer_id is None and not conversation_id:
+        raise ValidationError("an outbox message needs a customer or a conversation")
+    if customer_id is not None and session.get(Customer, customer_id) is None:
+        raise CustomerNotFound(customer_id=customer_id)
+    now = now or utcnow()
+    message = OutboxMessage(
+        customer_id=customer_id,
+        conversation_id=conversation_id,
+        ticket_id=ticket_id,
+        kind=kind,
+        text=text,
+        language=normalize_language(language),
+        payload=dict(payload or {}),
+        created_at=now,
+        next_attempt_at=now,
+        attempts=0,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def _earlier_pending():
+    """An earlier undelivered message of the same conversation (or customer, without one)."""
+    earlier = aliased(OutboxMessage)
+    same_stream = or_(
+        and_(
+            OutboxMessage.conversation_id.is_not(None),
+            earlier.conversation_id == OutboxMessage.conversation_id,
+        ),
+        and_(
+            OutboxMessage.conversation_id.is_(None),
+            earlier.conversation_id.is_(None),
+            earlier.customer_id == OutboxMessage.customer_id,
+        ),
+    )
+    return exists().where(
+        earlier.delivered_at.is_(None), earlier.id < OutboxMessage.id, same_stream
+    )
+
+
+def due(
+    session: Session,
+    *,
+    now: datetime | None = None,
+    limit: int = 100,
+    lease_seconds: float | None = None,
+) -> list[OutboxMessage]:
+    """Messages to deliver now, oldest first, at most one per conversation.
+
+    With ``lease_seconds`` the returned messages are pushed back by that long, so another
+    gateway polling meanwhile does not pick them up too (rows are locked with SKIP LOCKED
+    where the database supports it).
+    """
+    now = now or utcnow()
+    stmt = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.next_attempt_at <= now,
+            ~_earlier_pending(),
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    if lease_seconds is not None:
+        stmt = stmt.with_for_update(skip_locked=True, of=OutboxMessage)
+    messages = list(session.scalars(stmt))
+    if lease_seconds is not None:
+        for message in messages:
+            message.next_attempt_at = now + timedelta(seconds=lease_seconds)
+        session.flush()
+    return messages
+
+
+def lease_conversation(
+    session: Session,
+    *,
+    conversation_id: str,
+    lease_seconds: float,
+    now: datetime | None = None,
+    limit: int = 50,
+) -> list[OutboxMessage]:
+    """The conversation's undelivered messages, in order, up to the first that is not due yet.
+
+    For a gateway that has just produced answers and delivers them at once: the rows are
+    pushed back by ``lease_seconds`` (locked on databases that can), so a poller elsewhere does
+    not send them too. A message still backing off holds back everything behind it.
+    """
+    now = now or utcnow()
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.conversation_id == conversation_id,
+               OutboxMessage.delivered_at.is_(None))
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(of=OutboxMessage)  # wait, never skip: skipping would reorder
+    )
+    leased: list[OutboxMessage] = []
+    for message in session.scalars(stmt):
+        if message.next_attempt_at > now:
+            break
+        message.next_attempt_at = now + timedelta(seconds=lease_seconds)
+        leased.append(message)
+    session.flush()
+    return leased
+
+
+def _get(session: Session, message_id: int) -> OutboxMessage:
+    message = session.get(OutboxMessage, message_id)
+    if message is None:
+        raise NotFound(outbox_message_id=message_id)
+    return message
+
+
+def mark_delivered(
+    session: Session, *, message_id: int, now: datetime | None = None
+) -> OutboxMessage:
+    """Record delivery; a second confirmation changes nothing."""
+    message = _get(session, message_id)
+    if message.delivered_at is None:
+        message.delivered_at = now or utcnow()
+        message.last_error = None
+    return message
+
+
+def mark_failed(
+    session: Session, *, message_id: int, error: str, now: datetime | None = None
+) -> OutboxMessage:
+    """Count a failed try and schedule the next one; a late failure after delivery is ignored."""
+    message = _get(session, message_id)
+    if message.delivered_at is not None:
+        return message
+    now = now or utcnow()
+    message.attempts = (message.attempts or 0) + 1
+    message.last_error = (error or "unknown error")[:2000]
+    message.next_attempt_at = now + backoff(message.attempts)
+    return message
+
+
+def pending(session: Session, *, conversation_id: str) -> list[OutboxMessage]:
+    """Undelivered messages of one conversation, in order (for the desk and diagnostics)."""
+    stmt = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.conversation_id == conversation_id,
+            OutboxMessage.delivered_at.is_(None),
+        )
+        .order_by(OutboxMessage.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def recent(session: Session, *, conversation_id: str, limit: int = 50) -> list[OutboxMessage]:
+    """The conversation's newest messages, newest first (to resolve a button pressed late)."""
+    return list(session.scalars(
+        select(OutboxMessage).where(OutboxMessage.conversation_id == conversation_id)
+        .order_by(OutboxMessage.id.desc()).limit(limit)))
+
+
+def retry_now(session: Session, *, conversation_id: str) -> int:
+    """The customer is reachable again (a page reconnected): what is owed is due at once,
+    not after its backoff. Returns how many messages are owed."""
+    messages = pending(session, conversation_id=conversation_id)
+    for message in messages:
+        message.next_attempt_at = min(message.next_attempt_at, message.created_at)
+    session.flush()
+    return len(messages)
+
+
+def hold_behind(session: Session, *, failed_id: int, message_ids: list[int]) -> None:
+    """Messages leased together with one that failed wait as long as it does (never overtake)."""
+    failed = _get(session, failed_id)
+    for message_id in message_ids:
+        message = session.get(OutboxMessage, message_id)
+        if message is not None and message.id > failed_id and message.delivered_at is None:
+            message.next_attempt_at = failed.next_attempt_at
+    session.flush()
+
+
+def mark_replaced(session: Session, *, message_id: int, hidden_key: str,
+                  now: datetime | None = None) -> OutboxMessage:
+    """The assistant said this message in its own words (queued after it): delivered, and
+    flagged ``hidden_key`` so histories show the assistant's words, not these."""
+    message = _get(session, message_id)
+    message.payload = {**(message.payload or {}), hidden_key: True}
+    return mark_delivered(session, message_id=message_id, now=now)

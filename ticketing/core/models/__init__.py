@@ -1,0 +1,41 @@
+"""Kefu's data model (SQLAlchemy 2). Import models from here."""
+
+from ticketing.core.models.base import Base, UTCDateTime
+from ticketing.core.models.catalog import Product
+from ticketing.core.models.customers import ChannelIdentity, Customer, Segment
+from ticketing.core.models.desk import Agent, Availability, Role, Team, Tier
+from ticketing.core.models.feedback import Survey
+from ticketing.core.models.messaging import AuditLog, InboundMessage, Notification, OutboxMessage
+from ticketing.core.models.orders import (
+    ACTIVE_REFUND_STATES,
+    Order,
+    OrderItem,
+    OrderState,
+    RefundKind,
+    RefundMethod,
+    RefundRequest,
+    RefundState,
+    Shipment,
+    TrackingEvent,
+)
+from ticketing.core.models.tickets import (
+    Category,
+    Channel,
+    Priority,
+    SlaTimer,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+    TicketState,
+    TimerKind,
+    TimerStatus,
+)
+
+__all__ = [
+    "ACTIVE_REFUND_STATES", "Agent", "AuditLog", "Availability", "Base", "Category", "Channel",
+    "ChannelIdentity", "Customer", "InboundMessage", "Notification", "Order", "OrderItem", "OrderState",
+    "OutboxMessage", "Priority", "Product", "RefundKind", "RefundMethod", "RefundRequest",
+    "RefundState", "Role", "Segment", "Shipment", "SlaTimer", "Survey", "Team", "Ticket",
+    "TicketEvent", "TicketMessage", "TicketState", "Tier", "TimerKind", "TimerStatus",
+    "TrackingEvent", "UTCDateTime",
+]
