@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import insert, select
 
-from tests.ticketing.test_sla import H, T0, make_ticket
+from tests.ticketing.desk.test_sla import H, T0, make_ticket
 from ticketing.desk import sla, timer_index, worker
 from ticketing.core.models import SlaTimer, TicketEvent, TimerKind, TimerStatus
 from ticketing.desk.timer_index import DatabaseDueSource, RedisTimerIndex

@@ -3,7 +3,7 @@ import logging
 import pytest
 from sqlalchemy import select, text
 
-from tests.ticketing.test_sla import CLOCK, H, T0, live, make_ticket
+from tests.ticketing.desk.test_sla import CLOCK, H, T0, live, make_ticket
 from ticketing.desk import sla, timer_index
 from ticketing.core.models import SlaTimer, TimerKind, TimerStatus
 from ticketing.desk.timer_index import DatabaseDueSource, FullScanDueSource, RedisTimerIndex

@@ -6,8 +6,8 @@ from sqlalchemy import select
 
 from tests.conftest import TEST_KEY
 from tests.factories import Factory
-from tests.ticketing.test_sla import CLOCK, H, T0, live, make_ticket
-from tests.ticketing.test_timer_index import dead_redis
+from tests.ticketing.desk.test_sla import CLOCK, H, T0, live, make_ticket
+from tests.ticketing.desk.test_timer_index import dead_redis
 from ticketing.desk import sla, timer_index, worker
 from ticketing.core.db import make_engine, make_session_factory
 from ticketing.core.errors import ConfigurationError
