@@ -14,11 +14,11 @@ RASA      := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(RASA_VENV)/bi
 # The assistant's training inputs; `rasa train` itself skips work when its fingerprint matches.
 TRAIN_ARGS := --config config.yml --domain bot/domain --data nlu_data --out models --fixed-model-name kefu
 
-.PHONY: help setup run test test-fast migrate demo-data worker bench bench-turns bench-gateway train shell eval-nlu validate clean
+.PHONY: help setup system-packages run test test-fast migrate demo-data worker bench bench-turns bench-gateway train shell eval-nlu validate clean
 
 help:
 	@echo "make run    - set up, migrate, load demo data, start the stack (SQLite, no Redis needed)"
-	@echo "make test   - set up, then run every test"
+	@echo "make test   - set up (incl. Chromium and CJK fonts via apt when missing), then run every test"
 	@echo "make train  - train the assistant (only when its data or configuration changed)"
 	@echo "make shell  - chat with the assistant in the terminal as a demo customer"
 	@echo "make eval-nlu - NLU evaluation on tests/nlu (tuned vs Rasa's default pipeline)"
@@ -44,6 +44,11 @@ $(RASA_STAMP): requirements-rasa.txt
 
 setup: $(APP_STAMP) $(RASA_STAMP)
 
+# Chromium and CJK fonts, for the widget's browser tests only (`make run` does not need them):
+# installed via apt when missing and root, otherwise one line saying what to install.
+system-packages:
+	@sh scripts/system_packages.sh
+
 migrate: $(APP_STAMP)
 	$(PY) -m ticketing.core.migrate
 
@@ -65,10 +70,10 @@ eval-nlu: setup train
 worker: $(APP_STAMP)
 	$(PY) -m ticketing.desk.worker
 
-test: setup train
+test: system-packages setup train
 	$(PY) -m pytest
 
-test-fast: $(APP_STAMP)
+test-fast: system-packages $(APP_STAMP)
 	$(PY) -m pytest -x -q
 
 bench: $(APP_STAMP)

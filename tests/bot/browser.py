@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,9 @@ from typing import Any, TypeVar
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
+# The same check and the same line as scripts/system_packages.sh (which `make test` runs first).
+MISSING = ("error: the browser tests need Chromium and CJK fonts: run "
+           "'sudo apt-get install chromium fonts-noto-cjk' (Debian/Ubuntu)")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -35,13 +38,22 @@ def screenshot_on_failure(test: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def chromium_path() -> str | None:
+    """Debian's Chromium: ``chromium`` on PATH, else /usr/bin/chromium; None when neither."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
 @contextmanager
-def chromium(*, missing: Callable[[str], Any] = pytest.fail) -> Iterator[Browser]:
-    """Headless Chromium; ``missing`` (pytest.fail or pytest.skip) when it is not installed."""
-    if not Path(CHROMIUM).exists():
-        missing(f"no Chromium at {CHROMIUM}: apt-get install chromium fonts-noto-cjk")
+def chromium() -> Iterator[Browser]:
+    """Headless Chromium; a missing browser fails the test (never a skip) with what to install."""
+    executable = chromium_path()
+    if executable is None:
+        pytest.fail(MISSING, pytrace=False)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+        browser = pw.chromium.launch(executable_path=executable, headless=True,
                                      args=["--headless", "--no-sandbox", "--disable-gpu"])
         try:
             yield browser

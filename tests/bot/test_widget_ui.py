@@ -35,7 +35,7 @@ def gateway() -> Iterator[FakeGateway]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with chromium(missing=pytest.skip) as b:
+    with chromium() as b:
         yield b
 
 
