@@ -5,7 +5,7 @@ The worker queues it; the gateway triggers ``EXTERNAL_followup`` with the ticket
 intents a typed "yes, solved" or "还没解决" gets, and remembers the ticket (slot
 ``followup_ticket``). The rules take the answer only right after the question, so a "no" to
 something else later can never reopen a ticket. Solved: recorded, thanks. Not solved: the
-ticket is reopened to its owner (``csat.answer_followup``) and the conversation is handed to
+ticket is reopened to its owner (``followup.answer_followup``) and the conversation is handed to
 that owner again, with the handoff marker and a pause.
 """
 
@@ -19,7 +19,7 @@ from actions import handoff
 from actions.base import EventList, KefuAction, Turn
 from actions.csat import survey_by_number, ticket_number_of
 from ticketing.core import errors
-from ticketing.desk import csat, tickets
+from ticketing.desk import followup, tickets
 from ticketing.core.i18n import Text
 from ticketing.core.models import Order, Survey, Ticket
 
@@ -56,7 +56,7 @@ class ActionFollowupAsk(KefuAction):
             log.info("no follow-up to ask for %r in %s", number, turn.conversation_id)
             return [SlotSet(SLOT_TICKET, None)]
         number = ticket_number_of(turn, survey)
-        turn.say(csat.FOLLOWUP_TEXT, buttons=csat.followup_buttons(turn.language), number=number)
+        turn.say(followup.QUESTION, buttons=followup.buttons(turn.language), number=number)
         return [SlotSet(SLOT_TICKET, number)]
 
 
@@ -74,7 +74,7 @@ class ActionFollowupAnswer(KefuAction):
             return forget
         intent = (turn.tracker.latest_message.get("intent") or {}).get("name")
         if intent == "affirm":
-            csat.answer_followup(turn.session, ticket_id=survey.ticket_id,
+            followup.answer_followup(turn.session, ticket_id=survey.ticket_id,
                                  customer_id=survey.customer_id, solved=True)
             turn.say(SOLVED_THANKS)
             return forget
@@ -85,7 +85,7 @@ class ActionFollowupAnswer(KefuAction):
         ticket = turn.session.get(Ticket, survey.ticket_id)
         assert ticket is not None  # foreign key
         try:
-            csat.answer_followup(turn.session, ticket_id=ticket.id,
+            followup.answer_followup(turn.session, ticket_id=ticket.id,
                                  customer_id=survey.customer_id, solved=False)
         except errors.IllegalTransition:
             # solved too long ago for the customer to reopen it: a fresh ticket instead

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from ticketing.core.pii import PiiCipher
-from ticketing.core.settings import load_schedule, load_settings
+from ticketing.core.settings import DEFAULT_TIMEZONE, load_settings
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Backend:
 
     session_factory: sessionmaker[Session]
     cipher: PiiCipher
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
@@ -42,14 +42,14 @@ def _from_settings() -> Backend:
     from ticketing.core.db import make_engine, make_session_factory
 
     settings = load_settings()
-    factory = make_session_factory(make_engine(settings.database_url))
+    factory = make_session_factory(make_engine(settings.database_url), schedule=settings.schedule)
     if settings.redis_url:
         import redis
 
         client = redis.Redis.from_url(settings.redis_url, decode_responses=True,
                                       socket_timeout=2, socket_connect_timeout=2)
         timer_index.install(factory, timer_index.RedisTimerIndex(client))
-    return Backend(factory, PiiCipher(settings.pii_key), timezone=load_schedule().timezone)
+    return Backend(factory, PiiCipher(settings.pii_key), timezone=settings.timezone)
 
 
 def backend() -> Backend:

@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from ticketing.core.settings import SCHEDULE_KEY, ScheduleSettings
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine tuned for ``url``: SQLite gets WAL, foreign keys and a busy timeout."""
@@ -42,6 +44,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded objects usable after commit."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, *, schedule: ScheduleSettings | None = None
+                         ) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit and carry the deployment's
+    ``schedule`` (time zone, business hours, …) to the services that use them; without one,
+    the defaults (``ticketing.core.settings.schedule_of``)."""
+    info = {SCHEDULE_KEY: schedule} if schedule is not None else {}
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info)

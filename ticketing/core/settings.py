@@ -1,4 +1,10 @@
-"""One settings object, read from ``KEFU_*`` environment variables.
+"""One settings object, read from ``KEFU_*`` environment variables at a process's edge.
+
+Only the edges (action runtime, worker, gateway, desk, scripts) call :func:`load_settings`;
+services never read the environment. What services need of the deployment's calendar
+(time zone, business hours, follow-up delay, reopen window) travels with their session:
+:func:`ticketing.core.db.make_session_factory` puts a :class:`ScheduleSettings` into every
+session's ``info`` and :func:`schedule_of` reads it back.
 
 Secrets never live in files of the repository: without ``KEFU_PII_KEY`` a development key is
 generated once into ``var/`` (outside git) so a fresh checkout runs with no set-up.
@@ -16,6 +22,8 @@ from pathlib import Path
 from ticketing.core.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TIMEZONE = "Asia/Shanghai"  # KEFU_TIMEZONE's default: the shop's calendar and clocks
+SCHEDULE_KEY = "kefu.schedule"  # Session.info key holding the ScheduleSettings
 
 
 def var_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -43,7 +51,7 @@ class Settings:
     database_url: str
     redis_url: str | None
     pii_key: bytes
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
     business_hours: str | None = None  # e.g. "mon-sat 09:00-21:00"; None = round the clock
     worker_interval_seconds: float = 5.0
     followup_after_hours: float = 24.0
@@ -51,7 +59,15 @@ class Settings:
     auto_assign_after_seconds: float | None = 600.0  # None = no automatic dispatch
     desk_host: str = "127.0.0.1"
     desk_port: int = 8080
+    demo_page: bool = True  # the demo shop's sign-in page (``KEFU_DEMO_PAGE``); off in production
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def schedule(self) -> ScheduleSettings:
+        """The part of the settings that services read from their session."""
+        return ScheduleSettings(timezone=self.timezone, business_hours=self.business_hours,
+                                followup_after_hours=self.followup_after_hours,
+                                reopen_window_days=self.reopen_window_days)
 
 
 def _decode_key(raw: str) -> bytes:
@@ -85,7 +101,7 @@ class ScheduleSettings:
     """The settings time arithmetic needs (SLA clocks, follow-ups), readable without the PII
     key, which such code has no business loading."""
 
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
     business_hours: str | None = None
     followup_after_hours: float = 24.0
     reopen_window_days: float = 7.0
@@ -96,11 +112,25 @@ def load_schedule(environ: Mapping[str, str] | None = None) -> ScheduleSettings:
     ``KEFU_REOPEN_WINDOW_DAYS``."""
     env = os.environ if environ is None else environ
     return ScheduleSettings(
-        timezone=env.get("KEFU_TIMEZONE", "Asia/Shanghai"),
+        timezone=env.get("KEFU_TIMEZONE") or DEFAULT_TIMEZONE,
         business_hours=env.get("KEFU_BUSINESS_HOURS") or None,
         followup_after_hours=float(env.get("KEFU_FOLLOWUP_AFTER_HOURS", "24")),
         reopen_window_days=float(env.get("KEFU_REOPEN_WINDOW_DAYS", "7")),
     )
+
+
+def schedule_of(session: object) -> ScheduleSettings:
+    """The schedule the session's factory was made with; the defaults for a bare session."""
+    info = getattr(session, "info", None) or {}
+    schedule = info.get(SCHEDULE_KEY)
+    return schedule if isinstance(schedule, ScheduleSettings) else ScheduleSettings()
+
+
+def parse_switch(raw: str | None, *, default: bool) -> bool:
+    """``on``/``off`` style variables: 0, off, no and false turn a switch off."""
+    if raw is None or not raw.strip():
+        return default
+    return raw.strip().lower() not in ("0", "off", "no", "false")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -123,4 +153,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         auto_assign_after_seconds=parse_auto_assign_after(env.get("KEFU_AUTO_ASSIGN_AFTER")),
         desk_host=env.get("KEFU_DESK_HOST", "127.0.0.1"),
         desk_port=int(env.get("KEFU_DESK_PORT", "8080")),
+        demo_page=parse_switch(env.get("KEFU_DEMO_PAGE"), default=True),
     )

@@ -1,18 +1,13 @@
-"""In-chat satisfaction survey (CSAT) and follow-up (回访) after a ticket is solved.
+"""In-chat satisfaction survey (CSAT) after a ticket is solved.
 
-SPEC 5.2 asks for the customer's satisfaction on every consultation and 5.3 for a follow-up
-that confirms the problem is really solved. One :class:`Survey` row per ticket carries both:
-the 1–5 score with an optional comment, and the follow-up answer. The survey is credited to
-the ticket's owner and the owner's team *when it is sent*, so a later transfer cannot move
-good or bad ratings between agents.
+SPEC 5.2 asks for the customer's satisfaction on every consultation. One :class:`Survey` row
+per ticket carries the 1–5 score with an optional comment (and the follow-up's answer, see
+:mod:`ticketing.desk.followup`). The survey is credited to the ticket's owner and the owner's
+team *when it is sent*, so a later transfer cannot move good or bad ratings between agents.
 
 Messages go through the outbox with the Rasa intent to trigger (``EXTERNAL_…``) and the
 buttons, so the gateway can either trigger the intent or render the text and buttons itself.
-Button payloads the assistant must understand::
-
-    /rate{"csat_score": N}     N = 1..5
-    /affirm  /deny             the follow-up's "solved" / "not solved", the same intents a
-                               typed "yes, solved" or "还没解决" has
+Button payloads the assistant must understand: ``/rate{"csat_score": N}``, N = 1..5.
 """
 
 from __future__ import annotations
@@ -27,21 +22,17 @@ from sqlalchemy.orm import Session
 
 from ticketing.conversations import outbox
 from ticketing.core import errors
-from ticketing.desk import tickets
 from ticketing.core.clock import utcnow
 from ticketing.core.i18n import Text
 from ticketing.core.models import Agent, OutboxMessage, Survey, Ticket, TicketEvent, TicketState
 
 COMMENT_MAX_CHARS = 1000
-FOLLOWUP_NOT_SOLVED_REASON = "follow-up: not solved"
 
 KIND_REQUEST = "csat_request"
 KIND_REMINDER = "csat_reminder"
-KIND_FOLLOWUP = "followup"
 
 INTENT_REQUEST = "EXTERNAL_csat_request"
 INTENT_REMINDER = "EXTERNAL_csat_reminder"
-INTENT_FOLLOWUP = "EXTERNAL_followup"
 
 SURVEY_TEXT = Text(
     zh="您的问题（工单 {number}）已处理完毕。请为本次服务打分：1 星最不满意，5 星非常满意。",
@@ -53,13 +44,6 @@ REMINDER_TEXT = Text(
     en="A quick reminder: we would love your rating for ticket {number}. "
     "One tap on the stars is enough. Thank you!",
 )
-FOLLOWUP_TEXT = Text(
-    zh="您好，这里是客服回访：工单 {number} 的问题现在解决了吗？",
-    en="Hello, this is a follow-up from customer service: is the problem in ticket {number} "
-    "solved now?",
-)
-FOLLOWUP_YES = Text(zh="已解决 ✅", en="Yes, solved ✅")
-FOLLOWUP_NO = Text(zh="还没解决 ❌", en="No, not solved ❌")
 COMMENT_TOO_LONG = "comment longer than {limit} characters"
 
 
@@ -68,14 +52,6 @@ def rating_buttons() -> list[dict[str, str]]:
     return [
         {"title": f"{n} " + "⭐" * n, "payload": '/rate{"csat_score": %d}' % n}
         for n in range(1, 6)
-    ]
-
-
-def followup_buttons(language: str | None) -> list[dict[str, str]]:
-    """Yes/no buttons; plain affirm/deny so a tap and a typed answer mean the same."""
-    return [
-        {"title": FOLLOWUP_YES.get(language), "payload": "/affirm"},
-        {"title": FOLLOWUP_NO.get(language), "payload": "/deny"},
     ]
 
 
@@ -122,7 +98,7 @@ def on_ticket_solved(session: Session, *, ticket: Ticket, now: datetime | None =
         text=SURVEY_TEXT.get(ticket.language, number=ticket.number),
         language=ticket.language,
         ticket_id=ticket.id,
-        payload=_payload(INTENT_REQUEST, ticket, rating_buttons()),
+        payload=outbox_payload(INTENT_REQUEST, ticket, rating_buttons()),
         now=now,
     )
     _event(session, ticket.id, "csat_sent", "system", None, now, data={"survey_id": survey.id})
@@ -158,39 +134,9 @@ def send_reminder(
         text=REMINDER_TEXT.get(ticket.language, number=ticket.number),
         language=ticket.language,
         ticket_id=ticket.id,
-        payload=_payload(INTENT_REMINDER, ticket, rating_buttons()),
+        payload=outbox_payload(INTENT_REMINDER, ticket, rating_buttons()),
         now=now,
     )
-
-
-def send_followup(
-    session: Session, *, ticket: Ticket, now: datetime | None = None
-) -> OutboxMessage | None:
-    """Queue the 回访 question "is it really solved?", once per ticket.
-
-    Only while the ticket is still solved: a reopened ticket is being worked on again and a
-    closed one is final. Returns None when nothing was sent.
-    """
-    now = now or utcnow()
-    survey = survey_for_ticket(session, ticket_id=ticket.id)
-    if survey is None or survey.followup_sent_at is not None:
-        return None
-    if ticket.state is not TicketState.SOLVED:
-        return None
-    message = outbox.enqueue(
-        session,
-        customer_id=ticket.customer_id,
-        conversation_id=ticket.conversation_id,
-        kind=KIND_FOLLOWUP,
-        text=FOLLOWUP_TEXT.get(ticket.language, number=ticket.number),
-        language=ticket.language,
-        ticket_id=ticket.id,
-        payload=_payload(INTENT_FOLLOWUP, ticket, followup_buttons(ticket.language)),
-        now=now,
-    )
-    survey.followup_sent_at = now
-    _event(session, ticket.id, "followup_sent", "system", None, now)
-    return message
 
 
 # --- answers ---------------------------------------------------------------------------------
@@ -213,7 +159,7 @@ def record_score(
     now = now or utcnow()
     value = parse_score(score)
     text = clean_comment(comment)
-    survey = _customer_survey(session, customer_id, ticket_id, ticket_number)
+    survey = customer_survey(session, customer_id, ticket_id, ticket_number)
     if survey.score is not None:
         raise errors.AlreadyAnswered(survey_id=survey.id)
     survey.score = value
@@ -239,50 +185,13 @@ def record_comment(
     text = clean_comment(comment)
     if text is None:
         raise errors.ValidationError("empty comment")
-    survey = _customer_survey(session, customer_id, ticket_id, ticket_number)
+    survey = customer_survey(session, customer_id, ticket_id, ticket_number)
     if survey.comment is not None:
         raise errors.AlreadyAnswered(survey_id=survey.id)
     survey.comment = text
     if survey.answered_at is None:
         survey.answered_at = now
     _event(session, survey.ticket_id, "csat_commented", "customer", customer_id, now)
-    return survey
-
-
-def answer_followup(
-    session: Session,
-    *,
-    ticket_id: int,
-    customer_id: int,
-    solved: bool,
-    now: datetime | None = None,
-) -> Survey:
-    """Record the follow-up answer; "not solved" reopens the ticket to its owner.
-
-    The first answer stands: answering again returns the survey unchanged, so a double tap
-    never reopens twice. A ticket already reopened (the customer wrote back) is left as is.
-    """
-    now = now or utcnow()
-    if not isinstance(solved, bool):
-        raise errors.ValidationError("solved must be true or false")
-    survey = _customer_survey(session, customer_id, ticket_id, None)
-    if survey.followup_solved is not None:
-        return survey
-    ticket = session.get(Ticket, survey.ticket_id)
-    assert ticket is not None  # foreign key
-    if not solved and ticket.state is TicketState.SOLVED:
-        # first, so a refused reopen leaves the survey unanswered
-        tickets.reopen(
-            session,
-            ticket_id=ticket.id,
-            actor_type="customer",
-            actor_id=customer_id,
-            reason=FOLLOWUP_NOT_SOLVED_REASON,
-            now=now,
-        )
-    survey.followup_solved = solved
-    _event(session, ticket.id, "followup_answered", "customer", customer_id, now,
-           data={"solved": solved})
     return survey
 
 
@@ -322,10 +231,11 @@ def clean_comment(comment: str | None) -> str | None:
     return text or None
 
 
-def _customer_survey(
+def customer_survey(
     session: Session, customer_id: int, ticket_id: int | None, ticket_number: str | None
 ) -> Survey:
-    """The survey of one of the customer's tickets; another customer's is not found."""
+    """The survey of one of the customer's tickets; another customer's is not found
+    (:class:`~ticketing.core.errors.SurveyNotFound`)."""
     query = select(Survey)
     if ticket_id is not None:
         query = query.where(Survey.ticket_id == ticket_id)
@@ -341,7 +251,8 @@ def _customer_survey(
     return survey
 
 
-def _payload(intent: str, ticket: Ticket, buttons: list[dict[str, str]]) -> dict[str, object]:
+def outbox_payload(intent: str, ticket: Ticket, buttons: list[dict[str, str]]) -> dict[str, object]:
+    """What the gateway needs to run the assistant's intent, or to render the buttons itself."""
     return {"intent": intent, "entities": {"ticket_number": ticket.number}, "buttons": buttons}
 
 

@@ -1,22 +1,25 @@
-"""The ticket state machine (SPEC 5.1) and the event log every change writes.
+"""The ticket state machine (SPEC 5.1), the ticket lookup and the event log every change writes.
 
 new → open (claim) → waiting_customer ↔ open → solved → closed, and solved → open (reopen).
 :func:`transition` checks the move before touching anything, records who/when/what/why and
 runs the SLA hook that belongs to the move, so every path through the loop keeps the clocks
-right. Services call it through ``tickets``; claiming (new → open) lives in ``ownership``.
+right. Everything above the state machine (``tickets``, ``ownership``, ``escalation``, ``csat``,
+``followup``) builds on this module; it knows only the SLA clocks below it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ticketing.desk import sla
 from ticketing.core.clock import utcnow
-from ticketing.core.errors import IllegalTransition
+from ticketing.core.errors import IllegalTransition, TicketNotFound
 from ticketing.core.models import Ticket, TicketEvent, TicketState
+from ticketing.core.settings import schedule_of
+from ticketing.desk import sla
 
 ACTIVE_STATES = (TicketState.NEW, TicketState.OPEN, TicketState.WAITING_CUSTOMER)
 ALLOWED: dict[TicketState, frozenset[TicketState]] = {
@@ -26,15 +29,33 @@ ALLOWED: dict[TicketState, frozenset[TicketState]] = {
     TicketState.SOLVED: frozenset({TicketState.OPEN, TicketState.CLOSED}),
     TicketState.CLOSED: frozenset(),
 }
-# which SLA hook follows which move (looked up at call time: sla is imported as a module)
-_SLA_HOOKS: dict[tuple[TicketState, TicketState], str] = {
-    (TicketState.OPEN, TicketState.WAITING_CUSTOMER): "pause",
-    (TicketState.WAITING_CUSTOMER, TicketState.OPEN): "resume",
-    (TicketState.OPEN, TicketState.SOLVED): "on_solved",
-    (TicketState.WAITING_CUSTOMER, TicketState.SOLVED): "on_solved",
-    (TicketState.SOLVED, TicketState.OPEN): "on_reopened",
-    (TicketState.SOLVED, TicketState.CLOSED): "on_closed",
+SlaHook = Callable[..., object]  # sla.<hook>(session, *, ticket, now)
+# which SLA hook follows which move
+_SLA_HOOKS: dict[tuple[TicketState, TicketState], SlaHook] = {
+    (TicketState.OPEN, TicketState.WAITING_CUSTOMER): sla.pause,
+    (TicketState.WAITING_CUSTOMER, TicketState.OPEN): sla.resume,
+    (TicketState.OPEN, TicketState.SOLVED): sla.on_solved,
+    (TicketState.WAITING_CUSTOMER, TicketState.SOLVED): sla.on_solved,
+    (TicketState.SOLVED, TicketState.OPEN): sla.on_reopened,
+    (TicketState.SOLVED, TicketState.CLOSED): sla.on_closed,
 }
+
+
+def get_ticket(session: Session, ticket_id: int, *, lock: bool = False) -> Ticket:
+    """The ticket, optionally row-locked (FOR UPDATE) so concurrent changes queue up."""
+    stmt = select(Ticket).where(Ticket.id == ticket_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    ticket = session.scalars(stmt).one_or_none()
+    if ticket is None:
+        raise TicketNotFound(ticket_id=ticket_id)
+    return ticket
+
+
+def reopen_window(session: Session) -> timedelta:
+    """How long after solving a customer's contact reopens the ticket to its owner
+    (``KEFU_REOPEN_WINDOW_DAYS``, default 7 days, carried by the session's schedule)."""
+    return timedelta(days=schedule_of(session).reopen_window_days)
 
 
 def record_event(
@@ -100,5 +121,5 @@ def transition(
     session.flush()
     hook = _SLA_HOOKS.get((current, to))
     if hook is not None:
-        getattr(sla, hook)(session, ticket=ticket, now=now)
+        hook(session, ticket=ticket, now=now)
     return ticket

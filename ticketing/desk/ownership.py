@@ -13,7 +13,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from ticketing.core import audit
-from ticketing.desk import notifications, tickets
+from ticketing.desk import lifecycle, notifications
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import (
     AgentNotFound,
@@ -67,7 +67,7 @@ def claim(
     """
     now = now or utcnow()
     agent = require_agent(session, agent_id)
-    ticket = tickets.get_ticket(session, ticket_id)
+    ticket = lifecycle.get_ticket(session, ticket_id)
     if ticket.owner_id == agent.id:
         return ticket
     if ticket.owner_id is not None:
@@ -91,7 +91,7 @@ def claim(
     if result.rowcount != 1:
         raise AlreadyClaimed(ticket_id=ticket.id)
     session.refresh(ticket)
-    tickets.record_event(session, ticket=ticket, kind="claimed", actor_type="agent",
+    lifecycle.record_event(session, ticket=ticket, kind="claimed", actor_type="agent",
                          actor_id=agent.id, from_value=TicketState.NEW,
                          to_value=TicketState.OPEN,
                          data={"owner_id": agent.id, "source": source}, now=now)
@@ -118,7 +118,7 @@ def transfer(
     reason = reason.strip()
     by = require_agent(session, by_agent_id)
     to = require_agent(session, to_agent_id)
-    ticket = tickets.get_ticket(session, ticket_id)
+    ticket = lifecycle.get_ticket(session, ticket_id)
     if by.id != ticket.owner_id and not is_supervisor(by):
         raise PermissionDenied("only the owner or a supervisor may transfer", ticket_id=ticket.id)
     if ticket.state is TicketState.CLOSED:
@@ -138,7 +138,7 @@ def transfer(
     if result.rowcount != 1:
         raise Conflict("the ticket changed meanwhile; reload and retry", ticket_id=ticket.id)
     session.refresh(ticket)
-    tickets.record_event(session, ticket=ticket, kind="transferred", actor_type="agent",
+    lifecycle.record_event(session, ticket=ticket, kind="transferred", actor_type="agent",
                          actor_id=by.id, from_value=previous, to_value=to.id, reason=reason,
                          data={"from_owner_id": previous, "to_owner_id": to.id}, now=now)
     audit.record(session, action="ticket.transfer", actor_type="agent", actor_id=by.id,
@@ -165,7 +165,7 @@ def route_contact(
     The caller appends to it instead of opening a duplicate.
     """
     now = now or utcnow()
-    window = tickets.default_reopen_window() if window is None else window
+    window = lifecycle.reopen_window(session) if window is None else window
     order_match = Ticket.order_id.is_(None) if order_id is None else Ticket.order_id == order_id
     stmt = (
         select(Ticket)
@@ -173,7 +173,7 @@ def route_contact(
             Ticket.customer_id == customer_id,
             order_match,
             or_(
-                Ticket.state.in_(tickets.ACTIVE_STATES),
+                Ticket.state.in_(lifecycle.ACTIVE_STATES),
                 (Ticket.state == TicketState.SOLVED) & (Ticket.solved_at >= now - window),
             ),
         )

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ticketing.desk import notifications, ownership, tickets
+from ticketing.desk import lifecycle, notifications, ownership
 from ticketing.core.i18n import Text
 from ticketing.core.models import Agent, Availability, Category, Team, Ticket, TicketState
 
@@ -40,7 +40,7 @@ def loads(session: Session, agent_ids: Collection[int]) -> Counter[int]:
     counts: Counter[int] = Counter()
     if not agent_ids:
         return counts
-    live = Ticket.state.in_(tickets.ACTIVE_STATES)
+    live = Ticket.state.in_(lifecycle.ACTIVE_STATES)
     for column in (Ticket.owner_id, Ticket.assignee_id):
         rows = session.execute(select(column).where(live, column.in_(list(agent_ids))))
         counts.update(agent_id for (agent_id,) in rows)
@@ -123,7 +123,7 @@ def auto_assign(
     gets AlreadyClaimed. The load cap is checked before claiming, so concurrent dispatchers may
     overshoot ``max_open_tickets`` by a ticket or two; it is a target, not a lock.
     """
-    ticket = tickets.get_ticket(session, ticket_id)
+    ticket = lifecycle.get_ticket(session, ticket_id)
     if ticket.owner_id is not None or ticket.state is not TicketState.NEW:
         return None
     agent = previous_owner(session, ticket=ticket)

@@ -10,7 +10,8 @@ count every breach. Firing is a compare-and-set in :func:`fire`, safe with many 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +23,7 @@ from ticketing.desk import business_hours, timer_index
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import ValidationError
 from ticketing.core.i18n import Text
+from ticketing.core.settings import ScheduleSettings, schedule_of
 from ticketing.core.models import (
     Customer, Priority, Segment, SlaTimer, Ticket, TicketState, TimerKind, TimerStatus,
 )
@@ -93,16 +95,25 @@ class SlaConfig:
     csat_reminder_after: timedelta = timedelta(hours=4)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> SlaConfig:
-        """From the ``KEFU_*`` schedule variables (:func:`ticketing.core.settings.load_schedule`)."""
-        schedule = settings.load_schedule(environ)
-        calendar = business_hours.calendar_for(schedule.business_hours, schedule.timezone)
-        return cls(calendar=calendar,
-                   followup_after=timedelta(hours=schedule.followup_after_hours))
+    def from_schedule(cls, schedule: ScheduleSettings) -> SlaConfig:
+        """From the deployment's schedule (``KEFU_TIMEZONE``, ``KEFU_BUSINESS_HOURS``, …)."""
+        return _config_for(schedule)
+
+    @classmethod
+    def for_session(cls, session: Session) -> SlaConfig:
+        """The schedule the session's factory carries (:func:`ticketing.core.settings.schedule_of`)."""
+        return _config_for(schedule_of(session))
 
 
-def _config(config: SlaConfig | None) -> SlaConfig:
-    return config if config is not None else SlaConfig.from_environ()
+@functools.lru_cache(maxsize=16)
+def _config_for(schedule: ScheduleSettings) -> SlaConfig:
+    calendar = business_hours.calendar_for(schedule.business_hours, schedule.timezone)
+    return SlaConfig(calendar=calendar,
+                     followup_after=timedelta(hours=schedule.followup_after_hours))
+
+
+def _config(config: SlaConfig | None, session: Session) -> SlaConfig:
+    return config if config is not None else SlaConfig.for_session(session)
 
 
 def _policy(session: Session, ticket: Ticket) -> SlaPolicy:
@@ -179,7 +190,7 @@ def _complete(timers: Iterable[SlaTimer], now: datetime) -> list[SlaTimer]:
 def start_ticket_timers(session: Session, *, ticket: Ticket, now: datetime | None = None,
                         config: SlaConfig | None = None) -> list[SlaTimer]:
     """Start FIRST_RESPONSE and RESOLUTION for a new ticket (idempotent)."""
-    now, cfg, policy = now or utcnow(), _config(config), _policy(session, ticket)
+    now, cfg, policy = now or utcnow(), _config(config, session), _policy(session, ticket)
     timers = _TicketTimers(session, ticket)
     started = [timers.ensure(kind, now=now, policy=policy, cfg=cfg)
                for kind in (TimerKind.FIRST_RESPONSE, TimerKind.RESOLUTION)]
@@ -199,7 +210,7 @@ def on_customer_message(session: Session, *, ticket: Ticket, now: datetime | Non
 
     Solved and closed tickets are left alone: reopening them is :func:`on_reopened`'s job.
     """
-    now, cfg = now or utcnow(), _config(config)
+    now, cfg = now or utcnow(), _config(config, session)
     if ticket.state in (TicketState.SOLVED, TicketState.CLOSED):
         return None
     timers = _TicketTimers(session, ticket)
@@ -213,7 +224,7 @@ def on_customer_message(session: Session, *, ticket: Ticket, now: datetime | Non
 def pause(session: Session, *, ticket: Ticket, now: datetime | None = None,
           config: SlaConfig | None = None) -> list[SlaTimer]:
     """Waiting on the customer stops the clock; the business seconds left are kept."""
-    now, cfg = now or utcnow(), _config(config)
+    now, cfg = now or utcnow(), _config(config, session)
     paused = _TicketTimers(session, ticket).pick(SLA_KINDS, (TimerStatus.ACTIVE,))
     for timer in paused:
         left = cfg.calendar.business_seconds_between(now, timer.deadline_at) if timer.deadline_at else 0.0
@@ -226,13 +237,13 @@ def pause(session: Session, *, ticket: Ticket, now: datetime | None = None,
 def resume(session: Session, *, ticket: Ticket, now: datetime | None = None,
            config: SlaConfig | None = None) -> list[SlaTimer]:
     """Restart paused timers from what was left; a warning not yet given comes at 80 % again."""
-    return _TicketTimers(session, ticket).resume(now=now or utcnow(), cfg=_config(config))
+    return _TicketTimers(session, ticket).resume(now=now or utcnow(), cfg=_config(config, session))
 
 
 def on_solved(session: Session, *, ticket: Ticket, now: datetime | None = None,
               config: SlaConfig | None = None, followup_after_hours: float | None = None) -> list[SlaTimer]:
     """Stop the response/resolution clocks; schedule the follow-up (回访) and survey reminder."""
-    now, cfg = now or utcnow(), _config(config)
+    now, cfg = now or utcnow(), _config(config, session)
     timers = _TicketTimers(session, ticket)
     _complete(timers.pick((*SLA_KINDS, *AFTERCARE_KINDS), LIVE), now)
     followup = (timedelta(hours=followup_after_hours) if followup_after_hours is not None
@@ -249,7 +260,7 @@ def on_solved(session: Session, *, ticket: Ticket, now: datetime | None = None,
 def on_reopened(session: Session, *, ticket: Ticket, now: datetime | None = None,
                 config: SlaConfig | None = None) -> list[SlaTimer]:
     """Not solved after all: cancel after-care, owe a reply and a resolution again."""
-    now, cfg = now or utcnow(), _config(config)
+    now, cfg = now or utcnow(), _config(config, session)
     timers = _TicketTimers(session, ticket)
     _complete(timers.pick(AFTERCARE_KINDS, LIVE), now)
     timers.resume(now=now, cfg=cfg)

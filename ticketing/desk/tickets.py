@@ -12,24 +12,22 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketing.conversations import outbox
-from ticketing.core import settings
-from ticketing.desk import csat, notifications, ownership, sla
+from ticketing.desk import csat, lifecycle, notifications, ownership, sla
 from ticketing.core.clock import aware, utcnow
 from ticketing.core.errors import (
     CustomerNotFound,
     IllegalTransition,
     OrderNotFound,
-    TicketNotFound,
     ValidationError,
 )
 from ticketing.core.i18n import Text, normalize_language
 from ticketing.desk.lifecycle import (  # re-exported: part of this module's documented API
     ACTIVE_STATES,
     ALLOWED,
+    get_ticket,
     record_event,
     transition,
 )
@@ -43,15 +41,12 @@ from ticketing.desk.triage import (  # re-exported: part of this module's docume
 )
 
 __all__ = [
-    "ACTIVE_STATES", "ALLOWED", "default_reopen_window", "add_customer_message", "agent_reply", "classify",
+    "ACTIVE_STATES", "ALLOWED", "add_customer_message", "agent_reply", "classify",
     "close", "create_ticket", "derive_priority", "get_ticket", "record_event", "reopen",
-    "solve", "starting_tier", "ticket_number", "transition", "wait_for_customer",
+    "solve", "starting_tier", "ticket_number", "transition",
+    "wait_for_customer",
 ]
 
-def default_reopen_window() -> timedelta:
-    """How long after solving a customer's contact reopens the ticket to its owner
-    (``KEFU_REOPEN_WINDOW_DAYS``, default 7 days); callers may pass their own."""
-    return timedelta(days=settings.load_schedule().reopen_window_days)
 _CHINA = timezone(timedelta(hours=8))  # ticket numbers carry the shop's date (no DST in China)
 
 CUSTOMER_WROTE = Text(
@@ -73,17 +68,6 @@ REOPEN_BY_CUSTOMER = Text(zh="客户再次来信", en="the customer wrote again"
 def ticket_number(ticket_id: int, created_at: datetime) -> str:
     """'T' + shop date + the id zero-padded to 6 digits: readable, unique because the id is."""
     return f"T{aware(created_at).astimezone(_CHINA):%Y%m%d}{ticket_id:06d}"
-
-
-def get_ticket(session: Session, ticket_id: int, *, lock: bool = False) -> Ticket:
-    """The ticket, optionally row-locked (FOR UPDATE) so concurrent changes queue up."""
-    stmt = select(Ticket).where(Ticket.id == ticket_id)
-    if lock:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    ticket = session.scalars(stmt).one_or_none()
-    if ticket is None:
-        raise TicketNotFound(ticket_id=ticket_id)
-    return ticket
 
 
 def _required(value: str | None, name: str) -> str:
@@ -157,7 +141,7 @@ def create_ticket(
             session, customer_id=customer_id, order_id=order_id, window=reopen_window, now=now
         )
         if existing is not None:
-            _check_contact_allowed(existing, now, reopen_window)
+            _check_contact_allowed(session, existing, now, reopen_window)
             if conversation_id:  # replies go where the customer wrote last
                 existing.conversation_id = conversation_id
             for author, body, at in turns:
@@ -217,14 +201,16 @@ def create_ticket(
     return ticket
 
 
-def _within_window(ticket: Ticket, now: datetime, window: timedelta | None) -> bool:
-    window = default_reopen_window() if window is None else window
+def _within_window(session: Session, ticket: Ticket, now: datetime,
+                   window: timedelta | None) -> bool:
+    window = lifecycle.reopen_window(session) if window is None else window
     return ticket.solved_at is not None and aware(ticket.solved_at) >= now - window
 
 
-def _check_contact_allowed(ticket: Ticket, now: datetime, window: timedelta | None) -> None:
+def _check_contact_allowed(session: Session, ticket: Ticket, now: datetime,
+                           window: timedelta | None) -> None:
     if ticket.state is TicketState.CLOSED or (
-        ticket.state is TicketState.SOLVED and not _within_window(ticket, now, window)
+        ticket.state is TicketState.SOLVED and not _within_window(session, ticket, now, window)
     ):
         raise IllegalTransition("ticket is closed; open a new one", ticket_id=ticket.id)
 
@@ -265,7 +251,7 @@ def add_customer_message(
     now = now or utcnow()
     body = _required(body, "body")
     ticket = get_ticket(session, ticket_id, lock=True)
-    _check_contact_allowed(ticket, now, reopen_window)
+    _check_contact_allowed(session, ticket, now, reopen_window)
     message = TicketMessage(ticket_id=ticket.id, at=now, author_type="customer",
                             author_id=ticket.customer_id, body=body,
                             attachments=list(attachments or []))
@@ -356,7 +342,7 @@ def reopen(
     elif actor_type == "customer":
         if actor_id != ticket.customer_id:
             raise ValidationError("not this ticket's customer")
-        _check_contact_allowed(ticket, now, reopen_window)
+        _check_contact_allowed(session, ticket, now, reopen_window)
     elif actor_type != "system":
         raise ValidationError(f"unknown actor_type {actor_type!r}")
     transition(session, ticket=ticket, to=TicketState.OPEN, actor_type=actor_type,

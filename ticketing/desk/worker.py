@@ -23,11 +23,10 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ticketing.desk import csat, dispatch, escalation, notifications, sla, timer_index
+from ticketing.desk import csat, dispatch, escalation, followup, sla, timer_index
 from ticketing.core.clock import utcnow
-from ticketing.core.errors import ConfigurationError, KefuError
-from ticketing.core.i18n import Text
-from ticketing.core.models import Agent, Role, SlaTimer, Ticket, TimerStatus
+from ticketing.core.errors import ConfigurationError
+from ticketing.core.models import SlaTimer, Ticket, TimerStatus
 
 log = logging.getLogger("ticketing.desk.worker")
 
@@ -38,62 +37,18 @@ class Handler(Protocol):
     def __call__(self, session: Session, *, firing: sla.Firing, ticket: Ticket, now: datetime) -> None: ...
 
 
-WARNING_TEXT = Text(
-    zh="工单 {number} 的{kind}时限将于 {deadline} 到期，请尽快处理。",
-    en="Ticket {number}: the {kind} deadline is at {deadline}. Please act soon.",
-)
-BREACH_TEXT = Text(
-    zh="工单 {number} 已超出{kind}时限（{deadline}），已自动升级。",
-    en="Ticket {number} missed its {kind} deadline ({deadline}) and was escalated.",
-)
-ESCALATION_REASON = Text(zh="超出{kind}时限", en="{kind} SLA breached")
-
-
-def _text(template: Text, firing: sla.Firing, ticket: Ticket) -> Text:
-    """The finished sentence in both languages (the timer kind's name is translated too)."""
-    name = sla.KIND_NAMES[firing.kind]
-    deadline = firing.deadline_at.strftime("%Y-%m-%d %H:%M UTC") if firing.deadline_at else "-"
-    return Text(zh=template.get("zh", number=ticket.number, kind=name.zh, deadline=deadline),
-                en=template.get("en", number=ticket.number, kind=name.en, deadline=deadline))
-
-
-def _recipients(session: Session, ticket: Ticket) -> list[int]:
-    """The owner is accountable (SPEC 5.2); an unowned ticket alarms its team's supervisors."""
-    if ticket.owner_id is not None:
-        return [ticket.owner_id]
-    supervisors = select(Agent.id).where(Agent.role == Role.SUPERVISOR).order_by(Agent.id)
-    if ticket.team_id is not None:
-        team = list(session.scalars(supervisors.where(Agent.team_id == ticket.team_id)))
-        if team:
-            return team
-    return list(session.scalars(supervisors))
-
-
-def _notify(session: Session, *, kind: str, template: Text, firing: sla.Firing, ticket: Ticket,
-            now: datetime) -> None:
-    text = _text(template, firing, ticket)
-    for agent_id in _recipients(session, ticket):
-        notifications.notify(session, agent_id=agent_id, kind=kind, text=text, ticket_id=ticket.id,
-                             now=now)
-
-
 def handle_warning(session: Session, *, firing: sla.Firing, ticket: Ticket, now: datetime) -> None:
-    _notify(session, kind="sla_warning", template=WARNING_TEXT, firing=firing, ticket=ticket, now=now)
+    escalation.warn_of_deadline(session, ticket=ticket, timer=firing.kind,
+                                deadline_at=firing.deadline_at, now=now)
 
 
 def handle_breach(session: Session, *, firing: sla.Firing, ticket: Ticket, now: datetime) -> None:
-    """Escalate one tier (the owner stays accountable) and tell whoever must act."""
-    name = sla.KIND_NAMES[firing.kind]
-    try:
-        reason = f'{ESCALATION_REASON.get("zh", kind=name.zh)} / {ESCALATION_REASON.get("en", kind=name.en)}'
-        escalation.escalate(session, ticket_id=ticket.id, reason=reason, source="sla", now=now)
-    except KefuError as exc:  # e.g. already at the top tier: the breach is still reported
-        log.info("ticket %s not escalated on %s breach: %s", ticket.id, firing.kind.value, exc)
-    _notify(session, kind="sla_breach", template=BREACH_TEXT, firing=firing, ticket=ticket, now=now)
+    escalation.escalate_on_breach(session, ticket=ticket, timer=firing.kind,
+                                  deadline_at=firing.deadline_at, now=now)
 
 
 def handle_followup(session: Session, *, firing: sla.Firing, ticket: Ticket, now: datetime) -> None:
-    csat.send_followup(session, ticket=ticket, now=now)
+    followup.send_followup(session, ticket=ticket, now=now)
 
 
 def handle_csat_reminder(session: Session, *, firing: sla.Firing, ticket: Ticket, now: datetime) -> None:
@@ -270,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     settings = load_settings()
-    session_factory = make_session_factory(make_engine(settings.database_url))
+    session_factory = make_session_factory(make_engine(settings.database_url),
+                                           schedule=settings.schedule)
     index = None
     if settings.redis_url:
         import redis

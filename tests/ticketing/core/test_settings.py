@@ -42,19 +42,23 @@ def test_bad_key_is_a_clear_error(bad: str, tmp_path: Path, monkeypatch) -> None
         load_settings({"KEFU_VAR_DIR": str(tmp_path), "KEFU_PII_KEY": bad})
 
 
-def test_schedule_settings_need_no_pii_key_and_feed_the_services(monkeypatch) -> None:
+def test_schedule_settings_need_no_pii_key_and_feed_the_services(engine, monkeypatch) -> None:
     from datetime import timedelta
 
-    from ticketing.desk import sla, tickets
+    from ticketing.core.db import make_session_factory
     from ticketing.core.settings import load_schedule
+    from ticketing.desk import lifecycle, sla
 
     env = {"KEFU_TIMEZONE": "Europe/Berlin", "KEFU_FOLLOWUP_AFTER_HOURS": "12",
            "KEFU_REOPEN_WINDOW_DAYS": "3", "KEFU_PII_KEY": "not base64!!"}
     schedule = load_schedule(env)
     assert (schedule.timezone, schedule.followup_after_hours, schedule.reopen_window_days) == (
         "Europe/Berlin", 12.0, 3.0)
-    assert sla.SlaConfig.from_environ(env).followup_after == timedelta(hours=12)
+    # loaded once at the edge, carried to the services by their sessions
+    with make_session_factory(engine, schedule=schedule)() as session:
+        assert sla.SlaConfig.for_session(session).followup_after == timedelta(hours=12)
+        assert lifecycle.reopen_window(session) == timedelta(days=3)
+    # services never read the environment: a session without a schedule has the defaults
     monkeypatch.setenv("KEFU_REOPEN_WINDOW_DAYS", "3")
-    assert tickets.default_reopen_window() == timedelta(days=3)
-    monkeypatch.delenv("KEFU_REOPEN_WINDOW_DAYS")
-    assert tickets.default_reopen_window() == timedelta(days=7)
+    with make_session_factory(engine)() as session:
+        assert lifecycle.reopen_window(session) == timedelta(days=7)

@@ -1,4 +1,5 @@
-"""CSAT survey and 回访 follow-up (ticketing.desk.csat), on tickets built directly from the models."""
+"""CSAT survey (ticketing.desk.csat), on tickets built directly from the models; the last tests
+run the whole loop with the follow-up (ticketing.desk.followup) and the worker."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ticketing.core import errors
-from ticketing.desk import csat, ownership, stats, tickets, timer_index, worker
+from ticketing.desk import csat, followup, ownership, stats, tickets, timer_index, worker
 from ticketing.core.models import (
     Category,
     Channel,
@@ -240,75 +241,6 @@ def test_no_reminder_for_a_reopened_ticket(solved, session) -> None:
     assert csat.send_reminder(session, ticket=ticket, now=NOW) is None
 
 
-def test_followup_is_sent_once_with_yes_no_buttons(solved, session) -> None:
-    ticket, survey, _, _ = solved
-    at = NOW + timedelta(hours=24)
-    message = csat.send_followup(session, ticket=ticket, now=at)
-    assert message.kind == "followup" and message.language == "zh"
-    assert ticket.number in message.text and "解决" in message.text
-    assert message.payload["intent"] == "EXTERNAL_followup"
-    assert message.payload["entities"] == {"ticket_number": ticket.number}
-    assert [b["payload"] for b in message.payload["buttons"]] == ["/affirm", "/deny"]
-    assert [b["title"] for b in message.payload["buttons"]] == ["已解决 ✅", "还没解决 ❌"]
-    assert survey.followup_sent_at == at
-    assert csat.send_followup(session, ticket=ticket, now=at + timedelta(hours=1)) is None
-    assert len(outbox_of(session, ticket, "followup")) == 1
-    assert survey.followup_sent_at == at
-
-
-def test_followup_in_english_and_not_for_unsolved_or_unsurveyed_tickets(make, session) -> None:
-    agent = make.agent()
-    english = make_ticket(make, owner=agent, language="en")
-    csat.on_ticket_solved(session, ticket=english, now=NOW)
-    message = csat.send_followup(session, ticket=english, now=NOW)
-    assert [b["title"] for b in message.payload["buttons"]] == ["Yes, solved ✅",
-                                                                 "No, not solved ❌"]
-    reopened = make_ticket(make, owner=agent)
-    survey = csat.on_ticket_solved(session, ticket=reopened, now=NOW)
-    reopened.state = TicketState.OPEN
-    assert csat.send_followup(session, ticket=reopened, now=NOW) is None
-    assert survey.followup_sent_at is None
-    never_surveyed = make_ticket(make, owner=agent)
-    assert csat.send_followup(session, ticket=never_surveyed, now=NOW) is None
-    assert outbox_of(session, never_surveyed) == []
-
-
-def test_followup_answered_solved_keeps_the_ticket_solved(solved, session) -> None:
-    ticket, survey, _, _ = solved
-    csat.send_followup(session, ticket=ticket, now=NOW)
-    csat.answer_followup(session, ticket_id=ticket.id, customer_id=ticket.customer_id,
-                         solved=True, now=NOW)
-    assert survey.followup_solved is True
-    assert ticket.state is TicketState.SOLVED
-    # the first answer stands: a later "not solved" tap neither flips it nor reopens
-    csat.answer_followup(session, ticket_id=ticket.id, customer_id=ticket.customer_id,
-                         solved=False, now=NOW)
-    assert survey.followup_solved is True
-    assert ticket.state is TicketState.SOLVED
-
-
-def test_followup_answer_is_validated_before_anything_changes(solved, make, session) -> None:
-    ticket, survey, _, _ = solved
-    with pytest.raises(errors.SurveyNotFound):
-        csat.answer_followup(session, ticket_id=ticket.id, customer_id=make.customer().id,
-                             solved=False, now=NOW)
-    with pytest.raises(errors.ValidationError):
-        csat.answer_followup(session, ticket_id=ticket.id, customer_id=ticket.customer_id,
-                             solved="no", now=NOW)  # type: ignore[arg-type]
-    assert survey.followup_solved is None and ticket.state is TicketState.SOLVED
-
-
-def test_not_solved_on_an_already_reopened_ticket_only_records_the_answer(solved, session) -> None:
-    ticket, survey, _, _ = solved
-    ticket.state = TicketState.OPEN  # the customer wrote back in the meantime
-    reopen_count = ticket.reopen_count
-    csat.answer_followup(session, ticket_id=ticket.id, customer_id=ticket.customer_id,
-                         solved=False, now=NOW)
-    assert survey.followup_solved is False
-    assert (ticket.state, ticket.reopen_count) == (TicketState.OPEN, reopen_count)
-
-
-# --- through tickets, ownership and the worker -----------------------------------------------
 def test_full_loop_survey_followup_reopen_and_resolve_keeps_one_credited_survey(
     make, session, session_factory
 ) -> None:
@@ -349,10 +281,10 @@ def test_full_loop_survey_followup_reopen_and_resolve_keeps_one_credited_survey(
     session.commit()
 
     with session_factory.begin() as s:
-        csat.answer_followup(s, ticket_id=ticket_id, customer_id=customer_id, solved=False,
+        followup.answer_followup(s, ticket_id=ticket_id, customer_id=customer_id, solved=False,
                              now=later + timedelta(minutes=1))
     with session_factory.begin() as s:  # a double tap changes nothing
-        csat.answer_followup(s, ticket_id=ticket_id, customer_id=customer_id, solved=False,
+        followup.answer_followup(s, ticket_id=ticket_id, customer_id=customer_id, solved=False,
                              now=later + timedelta(minutes=2))
     session.expire_all()
     reopened = session.get(Ticket, ticket_id)
@@ -360,7 +292,7 @@ def test_full_loop_survey_followup_reopen_and_resolve_keeps_one_credited_survey(
         TicketState.OPEN, first_id, 1)
     [event] = [e for e in reopened.events if e.kind == "reopened"]
     assert (event.actor_type, event.actor_id, event.reason) == (
-        "customer", customer_id, csat.FOLLOWUP_NOT_SOLVED_REASON)
+        "customer", customer_id, followup.NOT_SOLVED_REASON)
     session.commit()
 
     with session_factory.begin() as s:

@@ -95,9 +95,11 @@ def test_business_hours_stretch_the_deadline(session, ticket) -> None:
     assert live(session, ticket)[TimerKind.FIRST_RESPONSE].deadline_at == T0 + 48 * H
 
 
-def test_calendar_comes_from_the_environment(monkeypatch, session, ticket) -> None:
-    monkeypatch.setenv("KEFU_BUSINESS_HOURS", "mon-sat 09:00-21:00")
-    monkeypatch.setenv("KEFU_TIMEZONE", "Asia/Shanghai")
+def test_calendar_comes_from_the_settings_the_session_carries(session, ticket) -> None:
+    from ticketing.core.settings import SCHEDULE_KEY, load_schedule
+
+    session.info[SCHEDULE_KEY] = load_schedule(
+        {"KEFU_BUSINESS_HOURS": "mon-sat 09:00-21:00", "KEFU_TIMEZONE": "Asia/Shanghai"})
     sla.start_ticket_timers(session, ticket=ticket, now=T0)
     assert live(session, ticket)[TimerKind.FIRST_RESPONSE].deadline_at == T0 + 48 * H
 
