@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 
 from rasa_sdk.events import SlotSet
 
-from actions.base import EventList, Turn
-from ticketing.shop import orders
+from actions.turn import EventList, Turn
+from ticketing.shop import catalog, orders
 from ticketing.core.i18n import Text
 from ticketing.core.models import Order, OrderState, Product
 
@@ -115,7 +115,7 @@ def items_label(turn: Turn, order: Order) -> str:
     if not items:
         return ""
     first = turn.session.get(Product, items[0].product_id)
-    name = orders.product_name(first, language=turn.language)
+    name = catalog.product_name(first, language=turn.language)
     cut = _NAME_CHARS.get(turn.language, 22)
     if len(name) > cut:
         name = name[: cut - 1].rstrip() + "…"

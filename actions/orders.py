@@ -85,7 +85,7 @@ def items_text(turn: Turn, order: Order) -> str:
     for item in order.items:
         product = turn.session.get(Product, item.product_id)
         names.append(_ITEM.get(turn.language, quantity=item.quantity,
-                               name=orders.product_name(product, language=turn.language)))
+                               name=catalog.product_name(product, language=turn.language)))
     return ("、" if turn.language == "zh" else ", ").join(names)
 
 
@@ -109,8 +109,7 @@ def recipient_text(turn: Turn, order: Order) -> str | None:
 
 
 def when(turn: Turn, moment: datetime | None) -> str:
-    return handoff.format_deadline(moment, language=turn.language,
-                                   timezone=turn.backend.timezone)
+    return turn.short_moment(moment)
 
 
 def delay_ack(turn: Turn, order: Order, summary: TrackingSummary) -> str | None:
@@ -222,7 +221,7 @@ class ActionDeliveryTime(OrderAction):
             delivery = product.delivery_zh if turn.language == "zh" else product.delivery_en
             if delivery:
                 lines.append(_TERMS.get(turn.language, delivery=delivery,
-                                        name=orders.product_name(product, language=turn.language)))
+                                        name=catalog.product_name(product, language=turn.language)))
         return lines
 
     @staticmethod

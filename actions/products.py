@@ -48,15 +48,13 @@ def product_mentioned(turn: Turn) -> str | None:
     return max(values, key=len) if values else None
 
 
-def product_name(turn: Turn, product: Product) -> str:
-    return catalog.product_name(product, language=turn.language)
 
 
 def product_buttons(turn: Turn, products: list[Product], *, intent: str) -> list[dict[str, str]]:
     """One button per product, named in the customer's language; a click asks again by name."""
     buttons = []
     for product in products[: catalog.MAX_BUTTONS]:
-        name = product_name(turn, product)
+        name = catalog.product_name(product, language=turn.language)
         payload = "/" + intent + json.dumps({"product": name}, ensure_ascii=False)
         buttons.append({"title": f"{name} {format_amount(product.price_cents)}",
                         "payload": payload})
@@ -83,7 +81,7 @@ class ProductAction(KefuAction):
         resolution = catalog.resolve(turn.session, query=query)
         if resolution.product is not None:
             self.answer(turn, resolution.product)
-            return [SlotSet("product", product_name(turn, resolution.product))]
+            return [SlotSet("product", catalog.product_name(resolution.product, language=turn.language))]
         if resolution.ambiguous:
             choices = [m.product for m in resolution.candidates]
             turn.say(WHICH_ONE, buttons=product_buttons(turn, choices, intent=self.intent))
@@ -119,6 +117,6 @@ class ActionProductStock(ProductAction):
         return "action_product_stock"
 
     def answer(self, turn: Turn, product: Product) -> None:
-        turn.say(_STOCK.get(turn.language, name=product_name(turn, product),
+        turn.say(_STOCK.get(turn.language, name=catalog.product_name(product, language=turn.language),
                             price=format_amount(product.price_cents),
                             status=catalog.stock_status(product, language=turn.language)))

@@ -19,7 +19,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 
 from actions.base import EventList, KefuAction, Turn
-from actions.handoff import format_deadline, transcript_from
+from actions.handoff import transcript_from
 from actions.refund_form import FORM, STOP_ROUTES, clear_form_slots, latest_user_stamp
 from actions.refund_questions import payment_label
 from ticketing.desk import after_sales, sla
@@ -223,8 +223,7 @@ class ActionSubmitRefund(KefuAction):
         hours = budget.first_response.total_seconds() / 3600
         turn.say(eligibility.explanation)
         turn.say(AFTER_SALES_OPENED, number=ticket.number,
-                 deadline=format_deadline(deadline, language=turn.language,
-                                          timezone=turn.backend.timezone),
+                 deadline=turn.short_moment(deadline),
                  hours=int(hours) if hours.is_integer() else round(hours, 1))
         return [SlotSet("ticket_number", ticket.number)]
 
@@ -292,7 +291,7 @@ class ActionRefundStatus(KefuAction):
 
 def _product_line(product: Product, language: str) -> str:
     template = PRODUCT_RETURNABLE if product.no_reason_return_7d else PRODUCT_EXCLUDED
-    return template.get(language, name=orders.product_name(product, language=language),
+    return template.get(language, name=catalog.product_name(product, language=language),
                         days=NO_REASON_RETURN_DAYS)
 
 

@@ -16,7 +16,6 @@ from ticketing.core.errors import DirectRefundAvailable
 from ticketing.core.i18n import Text
 from ticketing.core.models import Category, Channel, Ticket
 from ticketing.shop.refunds.rules import (
-    SHOP_TIMEZONE,
     RefundReason,
     Route,
     check_reason_text,
@@ -53,7 +52,7 @@ def open_after_sales_ticket(
     parsed = parse_reason(reason)
     description = check_reason_text(parsed, description)
     order = orders.get_order(session, customer_id=customer_id, number=order_number)
-    eligibility = refunds.assess_order(session, order, parsed, now, SHOP_TIMEZONE)
+    eligibility = refunds.assess_order(session, order, parsed, now, None)
     if eligibility.can_request:
         raise DirectRefundAvailable(
             "the order can be refunded directly; request a refund instead",

@@ -15,6 +15,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticketing.core.errors import ConfigurationError
+from ticketing.core.settings import DEFAULT_TIMEZONE
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RULE = re.compile(r"^\s*([a-z,\-\s]+?)\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -143,7 +144,7 @@ def parse(spec: str, timezone_name: str) -> BusinessCalendar:
 
 
 @lru_cache(maxsize=32)
-def calendar_for(spec: str | None, timezone_name: str = "Asia/Shanghai") -> Calendar:
+def calendar_for(spec: str | None, timezone_name: str = DEFAULT_TIMEZONE) -> Calendar:
     """The calendar for a settings value (cached: parsing is done once per process)."""
     if spec is None or not spec.strip():
         return RoundTheClock()

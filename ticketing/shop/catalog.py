@@ -203,7 +203,14 @@ _RETURN_NO = Text(
 _STOCK = Text("库存：{status}", "Stock: {status}")
 
 
-def product_name(product: Product, *, language: str) -> str:
+_UNLISTED = Text("（商品已下架）", "(product no longer listed)")
+
+
+def product_name(product: Product | None, *, language: str | None) -> str:
+    """A product's name in the customer's language: the one home of that choice (orders,
+    refunds, stock answers and the desk all show it); a deleted product says so."""
+    if product is None:
+        return _UNLISTED.get(language)
     return product.name_zh if normalize_language(language) == "zh" else product.name_en
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketing.core.clock import utcnow
+from ticketing.core.local_time import short_moment
 from ticketing.core.i18n import Text, normalize_language
 from ticketing.core.models import Order, OrderState, Shipment, TrackingEvent
+from ticketing.core.settings import schedule_of
 
 STALL_AFTER = timedelta(hours=48)
 MIN_REMAINING = timedelta(hours=6)
@@ -213,19 +214,14 @@ def carrier_name(code: str, *, language: str) -> str:
     return known.get(language) if known else code
 
 
-def _when(value: datetime, language: str, tz: str) -> str:
-    local = value.astimezone(ZoneInfo(tz))
-    if normalize_language(language) == "zh":
-        return local.strftime("%m月%d日 %H:%M")
-    return local.strftime("%d %b %H:%M")
-
-
 def summary(
     session: Session, *, order: Order, language: str, now: datetime | None = None,
-    timezone: str = "Asia/Shanghai",
+    timezone: str | None = None,
 ) -> TrackingSummary:
-    """The parcel's story in one message: carrier, latest scan, ETA or delay."""
+    """The parcel's story in one message: carrier, latest scan, ETA or delay; times in the
+    shop's ``timezone`` (default: the session's schedule)."""
     now = now or utcnow()
+    timezone = timezone or schedule_of(session).timezone
     shipment = current_shipment(session, order=order)
     if shipment is None:
         template = _NOT_SHIPPED.get(order.state, _NO_SHIPMENT)
@@ -248,20 +244,20 @@ def summary(
         parts.append(_NO_EVENTS.get(language))
     else:
         parts.append(_LATEST.get(
-            language, at=_when(event.at, language, timezone),
+            language, at=short_moment(event.at, language=language, timezone=timezone),
             location=event.location_zh if zh else event.location_en,
             description=event.description_zh if zh else event.description_en,
         ))
     if delivered:
         if delivered_at is not None:
-            parts.append(_DELIVERED.get(language, at=_when(delivered_at, language, timezone)))
+            parts.append(_DELIVERED.get(language, at=short_moment(delivered_at, language=language, timezone=timezone)))
     else:
         if delay is not None:
             parts.append(_DELAY_TEXT[delay].get(language))
         if expected is not None:
             late = expected > shipment.promised_by
             parts.append((_ETA_LATE if late else _ETA).get(
-                language, at=_when(expected, language, timezone)))
+                language, at=short_moment(expected, language=language, timezone=timezone)))
     return TrackingSummary(
         order_number=order.number,
         carrier=shipment.carrier,

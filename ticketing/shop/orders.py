@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ticketing.core import local_time
 from ticketing.core.errors import InvalidOrderNumber, OrderNotFound
 from ticketing.core.i18n import Text, normalize_language
 from ticketing.core.models import Order, OrderState, Product
 from ticketing.core.money import format_amount
+from ticketing.core.settings import schedule_of
+from ticketing.shop import catalog
 
 MIN_DIGITS = 16
 MAX_DIGITS = 19
@@ -167,18 +169,10 @@ _SUMMARY_ITEM = Text("· {name} × {quantity}  {amount}", "· {name} × {quantit
 _SUMMARY_TOTAL = Text("合计：{total}", "Total: {total}")
 _SUMMARY_PAID = Text("实付：{paid}", "Paid: {paid}")
 _SUMMARY_REFUNDED = Text("已退款：{refunded}", "Refunded: {refunded}")
-_UNKNOWN_PRODUCT = Text("（商品已下架）", "(product no longer listed)")
-
-
-def product_name(product: Product | None, *, language: str) -> str:
-    """A product's name in the customer's language."""
-    if product is None:
-        return _UNKNOWN_PRODUCT.get(language)
-    return product.name_zh if normalize_language(language) == "zh" else product.name_en
 
 
 def summary(
-    session: Session, *, order: Order, language: str, timezone: str = "Asia/Shanghai"
+    session: Session, *, order: Order, language: str, timezone: str | None = None
 ) -> str:
     """A multi-line order summary: number, state, items by name, amounts (standard terms).
 
@@ -193,14 +187,15 @@ def summary(
             language,
             number=order.number,
             state=state_name(order.state, language=language),
-            created=order.created_at.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M"),
+            created=local_time.date_time(order.created_at,
+                                        timezone=timezone or schedule_of(session).timezone),
         )
     ]
     for item in order.items:
         lines.append(
             _SUMMARY_ITEM.get(
                 language,
-                name=product_name(products.get(item.product_id), language=language),
+                name=catalog.product_name(products.get(item.product_id), language=language),
                 quantity=item.quantity,
                 amount=format_amount(item.unit_price_cents * item.quantity),
             )

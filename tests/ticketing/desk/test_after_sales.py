@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -112,3 +113,21 @@ def test_bad_input_and_foreign_orders_write_nothing(session, make) -> None:
     with pytest.raises(OrderNotFound):
         open_ticket(session, order, customer_id=make.customer().id)
     assert ticket_count(session) == 0
+
+
+def test_check_and_after_sales_show_the_deadline_in_the_same_configured_zone(session, make) -> None:
+    """Both read the shop's zone from the session's schedule (KEFU_TIMEZONE), never a zone of
+    their own: near the 7-day boundary a customer must read one deadline, not two."""
+    from ticketing.core.settings import SCHEDULE_KEY, ScheduleSettings
+
+    session.info[SCHEDULE_KEY] = ScheduleSettings(timezone="America/Los_Angeles")
+    arrived = NOW.replace(hour=2, minute=0, second=0, microsecond=0) - timedelta(days=6)
+    order = make.order(customer=make.customer(), state=OrderState.DELIVERED, delivered_at=arrived)
+    check = refunds.check_eligibility(session, customer_id=order.customer_id,
+                                      order_number=order.number, now=NOW)
+    los_angeles = (arrived + timedelta(days=7)).astimezone(ZoneInfo("America/Los_Angeles"))
+    expected = f"{los_angeles:%Y-%m-%d %H:%M}"
+    assert expected in check.explanation.zh and expected in check.explanation.en
+    with pytest.raises(DirectRefundAvailable) as err:
+        open_ticket(session, order)
+    assert err.value.context["explanation"] == check.explanation

@@ -35,6 +35,7 @@ from ticketing.core.errors import (
     ValidationError,
 )
 from ticketing.core.i18n import Text
+from ticketing.core.settings import schedule_of
 from ticketing.core.models import (
     ACTIVE_REFUND_STATES,
     Agent,
@@ -48,7 +49,6 @@ from ticketing.core.models import (
     RefundState,
 )
 from ticketing.shop.refunds.rules import (
-    SHOP_TIMEZONE,
     Eligibility,
     RefundReason,
     Route,
@@ -88,14 +88,15 @@ def _all_items_returnable(session: Session, order: Order) -> bool:
 
 
 def assess_order(session: Session, order: Order, reason: RefundReason | None, now: datetime,
-            timezone: str) -> Eligibility:
+                 timezone: str | None) -> Eligibility:
+    """:func:`assess` with what it needs from the database; ``timezone`` None = the shop's."""
     return assess(
         order=order,
         all_items_returnable=_all_items_returnable(session, order),
         active=_active_refund(session, order),
         reason=reason,
         now=now,
-        timezone=timezone,
+        timezone=timezone or schedule_of(session).timezone,
     )
 
 
@@ -106,9 +107,11 @@ def check_eligibility(
     order_number: str,
     reason: RefundReason | str | None = None,
     now: datetime | None = None,
-    timezone: str = SHOP_TIMEZONE,
+    timezone: str | None = None,
 ) -> Eligibility:
-    """Which route the order would take, so the bot can explain before asking anything."""
+    """Which route the order would take, so the bot can explain before asking anything.
+    Deadlines are shown in ``timezone``, by default the shop's (the session's schedule), the
+    same zone :func:`request_refund` and after-sales tickets use."""
     number = orders.parse_order_number(order_number)
     parsed = None if reason is None else parse_reason(reason)
     order = orders.get_order(session, customer_id=customer_id, number=number)
@@ -175,7 +178,7 @@ def request_refund(
     existing = _replay(session, key, customer_id=customer_id, order=order)
     if existing is not None:
         return existing
-    eligibility = assess_order(session, order, parsed_reason, now, SHOP_TIMEZONE)
+    eligibility = assess_order(session, order, parsed_reason, now, None)
     if not eligibility.can_request:
         refuse(eligibility, order)
     amount = check_amount(amount_cents, eligibility)

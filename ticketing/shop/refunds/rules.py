@@ -9,8 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
+from ticketing.core import local_time
 from ticketing.core.clock import aware
 from ticketing.core.errors import InvalidAmount, ValidationError
 from ticketing.core.i18n import Text, normalize_language
@@ -25,7 +25,6 @@ from ticketing.core.models import (
 from ticketing.core.money import format_amount
 
 NO_REASON_RETURN_DAYS = 7
-SHOP_TIMEZONE = "Asia/Shanghai"  # default of Settings.timezone; deadlines are shown in it
 MAX_REASON_TEXT = 1000
 MAX_KEY_LENGTH = 80  # RefundRequest.idempotency_key
 
@@ -195,11 +194,6 @@ def both(template: Text, **values: object) -> Text:
     return Text(template.zh.format(**values), template.en.format(**values))
 
 
-def format_deadline(deadline: datetime, timezone: str) -> str:
-    """'2026-11-30 18:00' in the shop's time zone: what a customer reads on a receipt."""
-    return aware(deadline).astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
-
-
 def delivered_at(order: Order) -> datetime | None:
     """When the goods arrived: the order's stamp, else the latest shipment's."""
     if order.delivered_at is not None:
@@ -215,7 +209,7 @@ def assess(
     active: RefundRequest | None,
     reason: RefundReason | None,
     now: datetime,
-    timezone: str = SHOP_TIMEZONE,
+    timezone: str,
 ) -> Eligibility:
     """Route ``order`` per SPEC 4.3; ``reason`` only changes the words for seller faults."""
     refundable = max(order.paid_cents - order.refunded_cents, 0)
@@ -261,7 +255,7 @@ def assess(
         return result(Route.RETURN_AND_REFUND, both(_RETURN_IN_TRANSIT, amount=money))
     return result(
         Route.RETURN_AND_REFUND,
-        both(_RETURN_DELIVERED, amount=money, deadline=format_deadline(deadline, timezone)),
+        both(_RETURN_DELIVERED, amount=money, deadline=local_time.date_time(deadline, timezone=timezone)),
         deadline=deadline,
     )
 
