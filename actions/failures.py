@@ -2,7 +2,11 @@
 
 The customer never sees a stack trace. If the database is reachable a ticket with the
 transcript is opened in a fresh transaction and the conversation goes to a person; if not,
-the apology says so and the marker tells the gateway the backend is unavailable.
+the apology says so and the marker tells the gateway the backend is unavailable
+(``ticketing.desk.handoffs.unavailable_marker``).
+
+Called by the one error path of the base class (:class:`actions.base.Guarded`); it imports
+only the modules below that (:mod:`actions.turn`, :mod:`actions.handoff`).
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ import logging
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import runtime
-from actions.base import EventList, Turn
+from actions import handoff, runtime
+from actions.turn import EventList, Turn
 from ticketing.core.i18n import Text
+from ticketing.desk import handoffs
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +37,6 @@ SORRY_NO_TICKET = Text(
 def recover(dispatcher: CollectingDispatcher, tracker: Tracker, language: str, *,
             failed_action: str) -> EventList:
     """Apology first; then a ticket and handoff when the database answers."""
-    from actions import handoff
-
     dispatcher.utter_message(text=SORRY.get(language))
     try:
         backend = runtime.backend()
@@ -44,7 +47,6 @@ def recover(dispatcher: CollectingDispatcher, tracker: Tracker, language: str, *
         log.exception("could not open a ticket after %s failed for %s", failed_action,
                       tracker.sender_id)
         dispatcher.utter_message(text=SORRY_NO_TICKET.get(language))
-        dispatcher.utter_message(json_message={handoff.MARKER_KEY: {
-            "error": "backend_unavailable", "failed_action": failed_action,
-            "language": language}})
+        dispatcher.utter_message(json_message=handoffs.unavailable_marker(
+            failed_action=failed_action, language=language))
         return []

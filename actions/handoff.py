@@ -1,10 +1,17 @@
 """Handing a conversation to a person: a ticket with the transcript, a promise, a marker, silence.
 
-What the bot cannot finish becomes a ticket (SPEC 5.1/5.2). The customer is told the ticket
-number and by when a person answers (from the SLA policy). The bot's last message carries a
-machine-readable marker (a ``custom`` payload, see docs/assistant.md) that tells the gateway
-to route the conversation to the ticket's owner, and the action pauses the Rasa conversation,
-so the assistant stays silent until the desk hands it back (a ``resume`` event).
+What the bot cannot finish becomes a ticket (SPEC 5.1/5.2). The ticket and the handoff itself
+come from :func:`ticketing.desk.handoffs.open_for_conversation` (the one place that opens a
+ticket for a conversation and marks it handed off); this module adds what is Rasa's: the
+transcript from the tracker, the customer is told the ticket number and by when a person
+answers (from the SLA policy), the bot's last message carries the handoff marker (a ``custom``
+payload, ``ticketing.desk.handoffs.HANDOFF_MARKER_KEY``) that tells the gateway to route the
+conversation to the ticket's owner, and the conversation is paused, so the assistant stays
+silent until the desk hands it back (a ``resume`` event).
+
+Below the base class on purpose (it imports only :mod:`actions.turn`): failure recovery
+(:mod:`actions.failures`) hands off too. The action a customer triggers by asking for a person
+is :class:`actions.human_handoff.ActionHandoff`.
 """
 
 from __future__ import annotations
@@ -16,15 +23,14 @@ from zoneinfo import ZoneInfo
 from rasa_sdk import Tracker
 from rasa_sdk.events import ActionExecuted, ConversationPaused, SlotSet
 
-from actions.base import EventList, KefuAction, Turn
-from ticketing.desk import handoffs, sla, tickets, triage
-from ticketing.shop import customers, orders
+from actions.turn import EventList, Turn
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import KefuError
 from ticketing.core.i18n import Text
 from ticketing.core.models import Category, Customer, Ticket
+from ticketing.desk import handoffs, sla, triage
+from ticketing.shop import orders
 
-MARKER_KEY = "kefu"
 TRANSCRIPT_TURNS = 60
 
 CREATED = Text(
@@ -40,20 +46,6 @@ APPENDED = Text(
     en="There is already a ticket for this, {number}. I've added your message to it and told "
        "the agent who owns it; you'll get a reply by {deadline}.",
 )
-
-# Which ticket category an intent starts with; text-based triage refines "other".
-INTENT_CATEGORY: dict[str, Category | None] = {
-    "shipping_problem": Category.LOGISTICS,
-    "payment_issue": Category.PAYMENT,
-    "complaint": None,
-    "human_handoff": None,
-    "nlu_fallback": None,
-    "request_refund": Category.REFUND,
-    "cancel_order": Category.ORDER,
-    "change_shipping_address": Category.ORDER,
-    "track_order": Category.LOGISTICS,
-    "delivery_time": Category.LOGISTICS,
-}
 
 SUBJECTS = {
     "shipping_problem": Text("物流/商品问题", "Delivery or item problem"),
@@ -93,15 +85,6 @@ def customer_words(transcript: list[dict[str, Any]], last: int = 6) -> str:
     return "\n".join(bodies[-last:])[-2000:]
 
 
-def format_deadline(moment: datetime | None, *, language: str, timezone: str) -> str:
-    if moment is None:
-        return "—"
-    local = moment.astimezone(ZoneInfo(timezone))
-    if language == "zh":
-        return f"{local.month}月{local.day}日 {local:%H:%M}"
-    return f"{local:%b} {local.day}, {local:%H:%M}"
-
-
 def paused_events(ticket: Ticket) -> EventList:
     """The bot's last events before a person takes over.
 
@@ -117,69 +100,16 @@ def hand_off(turn: Turn, *, reason: str, category: Category | None = None,
              order_number: str | None = None) -> EventList:
     """Open (or join) the ticket, tell the customer, mark the handoff and pause the bot."""
     now = utcnow()
-    customer = turn.customer or customers.guest_customer(
-        turn.session, conversation_id=turn.conversation_id, language=turn.language, now=now)
-    order_id = None
-    if order_number and turn.customer is not None:
-        try:
-            order = orders.get_order(turn.session, customer_id=customer.id,
-                                     number=orders.parse_order_number(order_number))
-            order_id = order.id
-        except KefuError:
-            order_id = None  # a wrong number must not stop the customer reaching a person
     transcript = transcript_from(turn.tracker)
     words = customer_words(transcript)
-    if category is None or category is Category.OTHER:
-        guessed = triage.classify(words)
-        category = guessed if guessed is not Category.OTHER else (category or Category.OTHER)
-    subject = SUBJECTS.get(reason, SUBJECT_DEFAULT).get(turn.language)
-    ticket = tickets.create_ticket(
-        turn.session, customer_id=customer.id, subject=subject, channel=turn.channel,
-        language=turn.language, category=category, conversation_id=turn.conversation_id,
-        order_id=order_id, transcript=transcript, text=words or subject, dedupe=True, now=now,
-    )
-    _mark_handed_off(turn, ticket, now)
-    _announce(turn, ticket, text=CREATED if ticket.created_at >= now else APPENDED,
-              customer_segment=customer.segment, reason=reason)
+    subject = SUBJECTS.get(reason, SUBJECT_DEFAULT)
+    ticket = handoffs.open_for_conversation(
+        turn.session, conversation_id=turn.conversation_id, language=turn.language,
+        subject=subject, text=words or subject.get(turn.language),
+        category=_refined(category, words), order_id=_order_id(turn, order_number),
+        transcript=transcript, now=now)
+    _announce(turn, ticket, text=CREATED if ticket.created_at >= now else APPENDED, reason=reason)
     return paused_events(ticket)
-
-
-def _mark_handed_off(turn: Turn, ticket: Ticket, now: datetime) -> None:
-    """Record on the channel identity which ticket now owns the conversation (the gateway reads it)."""
-    handoffs.mark(turn.session, conversation_id=turn.conversation_id, ticket_id=ticket.id, now=now)
-
-
-def _announce(turn: Turn, ticket: Ticket, *, text: Text, customer_segment: object,
-              reason: str) -> None:
-    """Tell the customer the ticket number and reply-by time, then emit the handoff marker."""
-    deadline = sla.next_deadline(turn.session, ticket=ticket)
-    when = format_deadline(deadline, language=turn.language, timezone=turn.backend.timezone)
-    budget = sla.policy_for(priority=ticket.priority, segment=customer_segment).first_response
-    hours = budget.total_seconds() / 3600
-    turn.say(text, number=ticket.number, deadline=when,
-             hours=int(hours) if hours.is_integer() else round(hours, 1))
-    turn.dispatcher.utter_message(json_message={MARKER_KEY: {
-        "handoff": True,
-        "ticket_id": ticket.id,
-        "ticket_number": ticket.number,
-        "reason": reason,
-        "category": ticket.category.value,
-        "priority": ticket.priority.value,
-        "language": turn.language,
-    }})
-
-
-class ActionHandoff(KefuAction):
-    """shipping_problem, payment_issue, complaint, human_handoff: a person takes over."""
-
-    def name(self) -> str:
-        return "action_handoff"
-
-    def act(self, turn: Turn) -> EventList:
-        intent = (turn.tracker.latest_message.get("intent") or {}).get("name") or "human_handoff"
-        reason = intent if intent in SUBJECTS else "human_handoff"
-        return hand_off(turn, reason=reason, category=INTENT_CATEGORY.get(intent),
-                        order_number=turn.slot("order_id"))
 
 
 def hand_off_to_ticket(turn: Turn, *, ticket: Ticket, reason: str, text: Text) -> EventList:
@@ -189,8 +119,40 @@ def hand_off_to_ticket(turn: Turn, *, ticket: Ticket, reason: str, text: Text) -
     (a follow-up answered "not solved" reopened it to its owner). ``text`` may use
     ``{number}``, ``{deadline}`` and ``{hours}``. Same marker and pause as a new handoff.
     """
-    _mark_handed_off(turn, ticket, utcnow())
-    customer = turn.session.get(Customer, ticket.customer_id)
-    _announce(turn, ticket, text=text, reason=reason,
-              customer_segment=customer.segment if customer is not None else None)
+    handoffs.mark(turn.session, conversation_id=turn.conversation_id, ticket_id=ticket.id,
+                  now=utcnow())
+    _announce(turn, ticket, text=text, reason=reason)
     return paused_events(ticket)
+
+
+def _refined(category: Category | None, words: str) -> Category:
+    """The category the intent gave; none or "other" is refined by what the customer wrote."""
+    if category is not None and category is not Category.OTHER:
+        return category
+    guessed = triage.classify(words)
+    return guessed if guessed is not Category.OTHER else (category or Category.OTHER)
+
+
+def _order_id(turn: Turn, order_number: str | None) -> int | None:
+    """The verified customer's order the handoff is about, if the number is theirs."""
+    customer = turn.customer
+    if not order_number or customer is None:
+        return None
+    try:
+        return orders.get_order(turn.session, customer_id=customer.id,
+                                number=orders.parse_order_number(order_number)).id
+    except KefuError:
+        return None  # a wrong number must not stop the customer reaching a person
+
+
+def _announce(turn: Turn, ticket: Ticket, *, text: Text, reason: str) -> None:
+    """Tell the customer the ticket number and reply-by time, then emit the handoff marker."""
+    customer = turn.session.get(Customer, ticket.customer_id)
+    deadline = sla.next_deadline(turn.session, ticket=ticket)
+    budget = sla.policy_for(priority=ticket.priority,
+                            segment=customer.segment if customer is not None else None)
+    hours = budget.first_response.total_seconds() / 3600
+    turn.say(text, number=ticket.number, deadline=turn.short_moment(deadline),
+             hours=int(hours) if hours.is_integer() else round(hours, 1))
+    turn.dispatcher.utter_message(
+        json_message=handoffs.handoff_marker(ticket, reason=reason, language=turn.language))

@@ -20,7 +20,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import runtime
-from actions.base import EventList
+from actions.turn import EventList
 from ticketing.shop import customers
 from ticketing.core.i18n import language_of_text, normalize_language
 

@@ -6,16 +6,15 @@ goods go to return-and-refund, an order outside the rules only needs a reason fo
 after-sales ticket, and an order with nothing to refund or a refund already under way ends
 the form with the explanation. ``action_submit_refund`` (actions/refunds.py) acts on the result.
 
-The validator is a plain rasa_sdk ``FormValidationAction`` (Rasa calls it between turns), so it
-does what ``KefuAction`` does by hand: database work in a worker thread inside one unit of
-work, ``KefuError`` explained in the customer's language, anything else → apology + ticket.
+The validator is a rasa_sdk ``FormValidationAction`` (Rasa calls it between turns) with the
+base class's error path (``actions.base.Guarded``): database work in a worker thread inside
+one unit of work, ``KefuError`` explained in the customer's language, anything else → apology
++ ticket, and the form ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Callable
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -23,18 +22,12 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT
 
-from actions import failures, refund_input, runtime
-from actions.base import EventList, Turn, language_of
+from actions import refund_input
+from actions.base import EventList, Guarded, Turn, language_of
 from ticketing.shop import orders
 from ticketing.shop.refunds import flow as refunds
-from ticketing.core.errors import (
-    InvalidAmount,
-    InvalidOrderNumber,
-    KefuError,
-    ValidationError,
-)
+from ticketing.core.errors import InvalidAmount, InvalidOrderNumber, KefuError, ValidationError
 from ticketing.core.i18n import Text
-from ticketing.core.models import Customer
 from ticketing.core.money import format_amount, parse_amount
 from ticketing.shop.refunds.rules import (
     Eligibility,
@@ -43,8 +36,6 @@ from ticketing.shop.refunds.rules import (
     check_amount,
     parse_reason,
 )
-
-log = logging.getLogger(__name__)
 
 FORM = "refund_form"
 # Filled by the customer, then by the validator; all cleared when a run ends.
@@ -110,10 +101,6 @@ def _intent(tracker: Tracker) -> str | None:
     return ((tracker.latest_message or {}).get("intent") or {}).get("name")
 
 
-class BackendFailure(Exception):
-    """Something other than a refusal broke in the validator: apologise and hand off."""
-
-
 class ActionRefundStart(Action):
     """Begins a form run: clean slots, which intent started it, and the run's stamp.
 
@@ -148,20 +135,16 @@ class ActionRefundStop(Action):
         return [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None), *clear_form_slots()]
 
 
-class ValidateRefundForm(FormValidationAction):
+class ValidateRefundForm(Guarded, FormValidationAction):
     def name(self) -> str:
         return "validate_refund_form"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> EventList:
-        said = len(dispatcher.messages)
-        try:
-            return await super().run(dispatcher, tracker, domain)
-        except BackendFailure:
-            del dispatcher.messages[said:]
-            events = await asyncio.to_thread(failures.recover, dispatcher, tracker,
-                                             language_of(tracker), failed_action=self.name())
-            return [*events, SlotSet(REQUESTED_SLOT, None)]  # the form ends with the apology
+        return await self.recovering(dispatcher, tracker, super().run(dispatcher, tracker, domain))
+
+    def on_failed(self) -> EventList:
+        return [SlotSet(REQUESTED_SLOT, None)]  # the form ends with the apology
 
     async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: dict[str, Any]) -> list[str]:
@@ -223,8 +206,10 @@ class ValidateRefundForm(FormValidationAction):
                     return {"order_id": earlier}
             except InvalidOrderNumber:
                 return {"order_id": earlier}
-        return await asyncio.to_thread(self._in_turn, dispatcher, tracker, domain,
-                                       _check_order, str(value), refused={"order_id": None})
+        raw = str(value)
+        return await asyncio.to_thread(self.in_turn, dispatcher, tracker, domain,
+                                       lambda turn: _check_order(turn, raw),
+                                       refused=lambda _error: {"order_id": None})
 
     def validate_refund_reason(self, value: Any, dispatcher: CollectingDispatcher,
                                tracker: Tracker, domain: dict[str, Any]) -> dict[str, Any]:
@@ -272,30 +257,12 @@ class ValidateRefundForm(FormValidationAction):
                                 tracker: Tracker, domain: dict[str, Any]) -> dict[str, Any]:
         return {"refund_confirm": True if value is True else None}
 
-    # --- the database, the way KefuAction does it -------------------------------------------
-    def _in_turn(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                 domain: dict[str, Any], work: Callable[..., dict[str, Any]], *args: Any,
-                 refused: dict[str, Any]) -> dict[str, Any]:
-        language = language_of(tracker)
-        try:
-            backend = runtime.backend()
-            with backend.unit_of_work() as session:
-                turn = Turn(dispatcher, tracker, domain, session, backend, language)
-                customer = turn.require_customer()
-                if customer is None:  # never show an order to an anonymous visitor
-                    return {"order_id": None, "refund_route": UNVERIFIED}
-                return work(turn, customer, *args)
-        except KefuError as exc:
-            log.info("%s: %s (%s)", self.name(), exc.code, tracker.sender_id)
-            dispatcher.utter_message(text=exc.text(language))
-            return refused
-        except Exception as exc:
-            log.exception("%s failed for %s", self.name(), tracker.sender_id)
-            raise BackendFailure(str(exc)) from exc
 
-
-def _check_order(turn: Turn, customer: Customer, raw: str) -> dict[str, Any]:
+def _check_order(turn: Turn, raw: str) -> dict[str, Any]:
     """Route the order and explain it; an order that cannot take a request ends the form."""
+    customer = turn.require_customer()
+    if customer is None:  # never show an order to an anonymous visitor
+        return {"order_id": None, "refund_route": UNVERIFIED}
     number = orders.parse_order_number(raw)
     eligibility = refunds.check_eligibility(turn.session, customer_id=customer.id,
                                             order_number=number,

@@ -160,14 +160,12 @@ def describe(turn: Turn, ticket: Ticket) -> str:
         if ticket.state is TicketState.WAITING_CUSTOMER:
             parts.append(_PAUSED.get(lang))
         elif deadline is not None:
-            parts.append(_DEADLINE.get(lang, deadline=handoff.format_deadline(
-                deadline, language=lang, timezone=turn.backend.timezone)))
+            parts.append(_DEADLINE.get(lang, deadline=turn.short_moment(deadline)))
     else:
         if owner is not None:
             parts.append(_OWNER.get(lang, name=first_name(owner)))
         if ticket.solved_at is not None:
-            parts.append(_SOLVED_AT.get(lang, at=handoff.format_deadline(
-                ticket.solved_at, language=lang, timezone=turn.backend.timezone)))
+            parts.append(_SOLVED_AT.get(lang, at=turn.short_moment(ticket.solved_at)))
     return ("" if lang == "zh" else " ").join(parts)
 
 

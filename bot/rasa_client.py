@@ -1,9 +1,10 @@
 """Talking to the Rasa server over HTTP: messages in, answers out, and the desk's hand-back.
 
 The REST channel answers a message with the bot's messages (text, buttons, and ``custom``
-payloads such as the handoff marker). The HTTP API (``--enable-api``) lets the desk resume a
-paused (handed-off) conversation and trigger external intents (CSAT, follow-up) whose
-answers come back in the response with ``output_channel=collector``.
+payloads such as the handoff marker, ``ticketing.desk.handoffs.HANDOFF_MARKER_KEY``). The
+HTTP API (``--enable-api``) lets the desk resume a paused (handed-off) conversation and
+trigger external intents (CSAT, follow-up) whose answers come back in the response with
+``output_channel=collector``.
 """
 
 from __future__ import annotations
@@ -13,17 +14,28 @@ from urllib.parse import quote
 
 import httpx
 
-HANDOFF_KEY = "kefu"
+from ticketing.desk.handoffs import BACKEND_UNAVAILABLE, HANDOFF_MARKER_KEY
+
+
+def _markers(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The markers (``ticketing.desk.handoffs.HANDOFF_MARKER_KEY``) in a bot response."""
+    found = []
+    for message in messages:
+        custom = message.get("custom") or {}
+        marker = custom.get(HANDOFF_MARKER_KEY) if isinstance(custom, dict) else None
+        if isinstance(marker, dict):
+            found.append(marker)
+    return found
 
 
 def handoff_marker(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The handoff marker in a bot response, if the bot handed the conversation off."""
-    for message in messages:
-        custom = message.get("custom") or {}
-        marker = custom.get(HANDOFF_KEY) if isinstance(custom, dict) else None
-        if isinstance(marker, dict) and marker.get("handoff"):
-            return marker
-    return None
+    return next((m for m in _markers(messages) if m.get("handoff")), None)
+
+
+def unavailable_marker(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The marker of an action that failed without reaching the database to open a ticket."""
+    return next((m for m in _markers(messages) if m.get("error") == BACKEND_UNAVAILABLE), None)
 
 
 class RasaClient:

@@ -25,7 +25,7 @@ from bot.gateway.lanes import Lanes
 from bot.gateway.metrics import GatewayMetrics
 from bot.gateway.ratelimit import RateLimiter
 from bot.gateway.settings import GatewaySettings
-from bot.rasa_client import AsyncRasaClient, handoff_marker
+from bot.rasa_client import AsyncRasaClient, handoff_marker, unavailable_marker
 from ticketing.conversations import chat_history, inbound, outbox
 from ticketing.core import audit
 from ticketing.desk import handoffs, tickets
@@ -288,6 +288,12 @@ class Gateway:
             if channel is not None:
                 await _quietly(channel.typing(msg.external_id, False))
         self.metrics.rasa_latency.observe(time.perf_counter() - started)
+        broken = unavailable_marker(answers)
+        if broken is not None:
+            fallback = await self._actions_without_backend(msg, conversation, inbound_id,
+                                                           language, broken)
+            if fallback is not None:
+                return fallback
         marker = handoff_marker(answers)
         ticket_id = marker.get("ticket_id") if marker else None
         if marker:
@@ -295,6 +301,24 @@ class Gateway:
         await self._enqueue(conversation, language, rasa_rows(answers), inbound_id=inbound_id,
                             route="rasa", ticket_id=ticket_id if isinstance(ticket_id, int) else None)
         return Outcome("routed", route="rasa", inbound_id=inbound_id, language=language)
+
+    async def _actions_without_backend(self, msg: Incoming, conversation: str, inbound_id: int,
+                                       language: str, marker: dict[str, Any]) -> Outcome | None:
+        """An action failed and the action server could not reach the database to open a ticket.
+
+        The gateway just stored this message in that database, so it can usually do what the
+        action server could not: the Rasa-down path (a ticket, a handoff, an apology with the
+        ticket number) instead of "please try again later". None when that fails too: then
+        the assistant's own apology is delivered.
+        """
+        log.warning("actions could not reach the database for %s (%s failed): handing off",
+                    conversation, marker.get("failed_action"))
+        self.metrics.errors.labels("actions_backend_unavailable").inc()
+        try:
+            return await self._assistant_failed(msg, conversation, inbound_id, language)
+        except Exception:
+            log.exception("no fallback ticket either for %s", conversation)
+            return None
 
     async def _assistant_failed(self, msg: Incoming, conversation: str, inbound_id: int,
                                 language: str) -> Outcome:

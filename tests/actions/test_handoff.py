@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from actions.fallback import ActionFallback
-from actions.handoff import ActionHandoff
+from actions.human_handoff import ActionHandoff
 from tests.actions.harness import run, tracker
 from ticketing.shop import customers
 from ticketing.core.models import Category, ChannelIdentity, Ticket, TicketMessage

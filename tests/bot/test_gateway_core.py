@@ -317,3 +317,54 @@ def test_messages_stored_but_never_routed_are_answered_after_a_restart(rig, sess
     assert rasa.sent == [("widget:v-44444444", "还在吗")]
     assert channel.texts("v-44444444") == ["echo: 还在吗"]
     assert asyncio.run(gateway.replay_unhandled()) == 0
+
+
+def _actions_without_database(rasa: ScriptedRasa) -> None:
+    """Rasa answers the way actions/failures.py does when even the ticket could not be opened."""
+    async def send(sender: str, message: str) -> list[dict[str, Any]]:
+        rasa.sent.append((sender, message))
+        return [{"text": "抱歉，系统刚才出了点问题，没能完成您的请求。"},
+                {"text": "我们的系统暂时不可用，请几分钟后再试一次；您的消息我们已记录。"},
+                {"custom": handoffs.unavailable_marker(failed_action="action_track_order",
+                                                       language="zh")}]
+    rasa.send = send  # type: ignore[method-assign]
+
+
+def test_actions_without_a_database_mean_a_ticket_from_the_gateway(
+        rig, session_factory, make, session) -> None:
+    build_desk(make)
+    session.commit()
+    gateway, rasa, channel = rig
+    _actions_without_database(rasa)
+    outcome = asyncio.run(gateway.receive(msg("我的包裹到哪了", "m1")))
+    assert outcome.route == "fallback_ticket"
+    [answer] = channel.texts("v-11111111")  # not "try again later": a ticket number
+    assert "工单号" in answer and "再试" not in answer
+    assert gateway.metrics.registry.get_sample_value(
+        "kefu_gateway_errors_total", {"kind": "actions_backend_unavailable"}) == 1
+    with session_factory() as s:
+        ticket = handoffs.active_ticket(s, conversation_id="widget:v-11111111")
+        assert ticket.number in answer
+        bodies = [m.body for m in s.scalars(select(TicketMessage).where(
+            TicketMessage.ticket_id == ticket.id))]
+    assert "我的包裹到哪了" in bodies
+    asyncio.run(gateway.receive(msg("快点", "m2")))
+    assert len(rasa.sent) == 1  # handed off: the next message goes to the ticket
+
+
+def test_when_the_gateway_cannot_open_the_ticket_either_the_apology_stands(
+        rig, session_factory, monkeypatch) -> None:
+    gateway, rasa, channel = rig
+    _actions_without_database(rasa)
+
+    def broken(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("tickets table locked")
+
+    monkeypatch.setattr(handoffs, "open_for_conversation", broken)
+    outcome = asyncio.run(gateway.receive(msg("我的包裹到哪了", "m1")))
+    assert outcome.route == "rasa"
+    assert channel.texts("v-11111111") == [
+        "抱歉，系统刚才出了点问题，没能完成您的请求。",
+        "我们的系统暂时不可用，请几分钟后再试一次；您的消息我们已记录。"]
+    with session_factory() as s:
+        assert handoffs.handed_off_ticket(s, conversation_id="widget:v-11111111") is None

@@ -44,3 +44,17 @@ def test_a_solved_ticket_no_longer_holds_the_conversation(session, make) -> None
     assert handoffs.handed_off_ticket(session, conversation_id="telegram:42") is None
     assert [m.kind for m in outbox.pending(session, conversation_id="telegram:42")] == [
         "notice", "csat_request"]
+
+
+def test_the_markers_have_one_key_and_the_documented_shape(session, make) -> None:
+    build_desk(make)
+    ticket = handoffs.open_for_conversation(session, conversation_id="shell:tester", text="人工",
+                                            now=NOW)
+    assert ticket.channel.value == "widget"  # a sender of no known channel counts as the widget
+    marker = handoffs.handoff_marker(ticket, reason="human_handoff", language="zh")
+    assert marker == {handoffs.HANDOFF_MARKER_KEY: {
+        "handoff": True, "ticket_id": ticket.id, "ticket_number": ticket.number,
+        "reason": "human_handoff", "category": ticket.category.value,
+        "priority": ticket.priority.value, "language": "zh"}}
+    assert handoffs.unavailable_marker(failed_action="action_x", language="en") == {
+        "kefu": {"error": "backend_unavailable", "failed_action": "action_x", "language": "en"}}
