@@ -64,7 +64,7 @@ from ticketing.core.models import Order
 from ticketing.core.pii import PiiCipher
 from ticketing.core.settings import load_settings
 s = load_settings(); migrate.upgrade(s.database_url)
-f = make_session_factory(make_engine(s.database_url))
+f = make_session_factory(make_engine(s.database_url), schedule=s.schedule)
 with f.begin() as session:
     demo_data.load(session, cipher=PiiCipher(s.pii_key))
     buyers = session.scalars(select(Order.customer_id).group_by(Order.customer_id)

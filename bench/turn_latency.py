@@ -71,7 +71,7 @@ from ticketing.core.pii import PiiCipher
 from ticketing.core.settings import load_settings
 from sqlalchemy import select, func
 s = load_settings(); migrate.upgrade(s.database_url)
-f = make_session_factory(make_engine(s.database_url))
+f = make_session_factory(make_engine(s.database_url), schedule=s.schedule)
 with f.begin() as session:
     if demo_data.is_empty(session):
         demo_data.load(session, cipher=PiiCipher(s.pii_key))

@@ -69,7 +69,7 @@ def prepare() -> dict[str, int] | None:
     settings = load_settings()
     migrate.upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, schedule=settings.schedule)
     try:
         with factory.begin() as session:
             if demo_data.is_empty(session):

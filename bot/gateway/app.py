@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import signal
 from typing import Any
 
@@ -42,12 +41,11 @@ class GatewayService:
         self._engine = None
         if session_factory is None:
             self._engine = make_engine(self.app_settings.database_url)
-            session_factory = make_session_factory(self._engine)
+            session_factory = make_session_factory(self._engine,
+                                                   schedule=self.app_settings.schedule)
         self.session_factory = session_factory
-        if demo_page is None:  # the demo sign-in page is for `make run`; shops turn it off
-            demo_page = os.environ.get("KEFU_DEMO_PAGE", "on").strip().lower() not in (
-                "0", "off", "no", "false")
-        self.demo_page = demo_page
+        # the demo sign-in page is for `make run`; shops turn it off (KEFU_DEMO_PAGE=off)
+        self.demo_page = self.app_settings.demo_page if demo_page is None else demo_page
         self.redis: Any = None
         self._uninstall = None
         self.metrics = GatewayMetrics()

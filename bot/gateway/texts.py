@@ -31,10 +31,6 @@ ATTACHED = Text(
 )
 PHOTO_BODY = Text(zh="[图片]", en="[photo]")
 SHARE_PHONE = Text(zh="📱 共享我的手机号", en="📱 Share my phone number")
-VERIFY_PROMPT = Text(
-    zh="查询订单前需要验证身份：请点击下方“共享我的手机号”按钮。",
-    en="To look up your orders I need to verify you: tap \"Share my phone number\" below.",
-)
 VERIFIED = Text(
     zh="验证成功，{name}！现在可以查询您的订单了。",
     en="You're verified, {name}! You can ask about your orders now.",

@@ -73,12 +73,6 @@ class CustomerNotFound(NotFound):
     message_en = "Customer not found."
 
 
-class ProductNotFound(NotFound):
-    code = "product_not_found"
-    message_zh = "没有找到这个商品。"
-    message_en = "We could not find that product."
-
-
 class TicketNotFound(NotFound):
     code = "ticket_not_found"
     message_zh = "没有找到这个工单。"
@@ -174,18 +168,6 @@ class PermissionDenied(KefuError):
     code = "permission_denied"
     message_zh = "您没有权限执行该操作。"
     message_en = "You are not allowed to do that."
-
-
-class AuthenticationFailed(PermissionDenied):
-    code = "authentication_failed"
-    message_zh = "用户名或密码错误。"
-    message_en = "Wrong login or password."
-
-
-class AccountLocked(PermissionDenied):
-    code = "account_locked"
-    message_zh = "登录失败次数过多，账号已暂时锁定。"
-    message_en = "Too many failed logins; the account is locked for a while."
 
 
 # --- infrastructure --------------------------------------------------------------------------

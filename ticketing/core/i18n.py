@@ -25,11 +25,6 @@ def normalize_language(language: str | None) -> str:
     return "zh" if language.lower().startswith("zh") else "en"
 
 
-def detect_language(message: str) -> str:
-    """'zh' when the message has any CJK ideograph, else 'en' (mixed messages count as zh)."""
-    return "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in message) else "en"
-
-
 def language_of_text(text: str | None) -> str | None:
     """'zh', 'en', or None when the text says nothing about its language (a button payload,
     digits, emoji): then the conversation keeps the language it had."""

@@ -95,11 +95,6 @@ class SlaConfig:
     csat_reminder_after: timedelta = timedelta(hours=4)
 
     @classmethod
-    def from_schedule(cls, schedule: ScheduleSettings) -> SlaConfig:
-        """From the deployment's schedule (``KEFU_TIMEZONE``, ``KEFU_BUSINESS_HOURS``, …)."""
-        return _config_for(schedule)
-
-    @classmethod
     def for_session(cls, session: Session) -> SlaConfig:
         """The schedule the session's factory carries (:func:`ticketing.core.settings.schedule_of`)."""
         return _config_for(schedule_of(session))

@@ -62,3 +62,12 @@ def test_schedule_settings_need_no_pii_key_and_feed_the_services(engine, monkeyp
     monkeypatch.setenv("KEFU_REOPEN_WINDOW_DAYS", "3")
     with make_session_factory(engine)() as session:
         assert lifecycle.reopen_window(session) == timedelta(days=7)
+
+
+@pytest.mark.parametrize(("raw", "on"), [(None, True), ("on", True), ("off", False), ("0", False),
+                                         ("false", False), ("no", False), ("yes", True)])
+def test_demo_page_switch_is_read_with_the_other_settings(tmp_path, raw, on) -> None:
+    env = {"KEFU_VAR_DIR": str(tmp_path)}
+    if raw is not None:
+        env["KEFU_DEMO_PAGE"] = raw
+    assert load_settings(env).demo_page is on
