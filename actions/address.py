@@ -4,7 +4,7 @@ Before shipping the change is the order team's job: the bot opens a ticket (cate
 and hands the conversation to a person, because the customer has to tell someone the new
 recipient and address and the team applies it before the parcel leaves. Once shipped the
 shop can no longer change it: the bot says so, names the carrier and tracking number for a
-redirect, and offers a person. Addresses are only ever shown masked (SPEC 2.2).
+redirect, and offers a person. Addresses are only ever shown masked (rules §SEC-4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The follow-up (回访, SPEC 5.3): "is your problem really solved?" some time after the solve.
+"""The follow-up (回访, rules §FUP-1): "is your problem really solved?" some time after the solve.
 
 The worker queues it; the gateway triggers ``EXTERNAL_followup`` with the ticket number.
 ``action_followup_ask`` asks with two buttons that send ``/affirm`` and ``/deny``, the same

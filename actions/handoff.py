@@ -1,6 +1,6 @@
 """Handing a conversation to a person: a ticket with the transcript, a promise, a marker, silence.
 
-What the bot cannot finish becomes a ticket (SPEC 5.1/5.2). The ticket and the handoff itself
+What the bot cannot finish becomes a ticket (rules §REC-1, §LOOP-1). The ticket and the handoff itself
 come from :func:`ticketing.desk.handoffs.open_for_conversation` (the one place that opens a
 ticket for a conversation and marks it handed off); this module adds what is Rasa's: the
 transcript from the tracker, the customer is told the ticket number and by when a person

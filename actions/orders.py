@@ -1,4 +1,4 @@
-"""Where is my order, and when will it arrive (SPEC 4.1: the bot explains the order's state).
+"""Where is my order, and when will it arrive (rules §ORD-1: the bot explains the order's state).
 
 Only a verified customer's own orders are shown (see :mod:`actions.order_choice`); personal
 data appears masked. A parcel that is late, stalled or reported as a problem by the carrier
@@ -90,7 +90,7 @@ def items_text(turn: Turn, order: Order) -> str:
 
 
 def recipient_text(turn: Turn, order: Order) -> str | None:
-    """Where the parcel goes, masked (SPEC 2.2): region only, phone as 138****5678."""
+    """Where the parcel goes, masked (rules §SEC-4): region only, phone as 138****5678."""
     customer = turn.customer
     if customer is None:
         return None

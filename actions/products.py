@@ -1,4 +1,4 @@
-"""Product questions (SPEC 3.2, 3.3): what it is, what it costs, and whether it is in stock.
+"""Product questions (rules §PROD-1, §PROD-2): what it is, what it costs, and whether it is in stock.
 
 Anyone may ask, verified or not. Names are matched fuzzily (``catalog.resolve``): one clear
 match is answered; near-ties are offered as up to three buttons instead of guessing; no match

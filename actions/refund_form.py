@@ -1,6 +1,6 @@
 """The refund form (request_refund, cancel_order): order → reason → amount → confirm.
 
-The order decides the route before anything else is asked (SPEC 4.3, ``refunds.check_eligibility``):
+The order decides the route before anything else is asked (rules §REF-4, ``refunds.check_eligibility``):
 an unshipped order is cancelled with a full refund (no amount question), shipped or delivered
 goods go to return-and-refund, an order outside the rules only needs a reason for its
 after-sales ticket, and an order with nothing to refund or a refund already under way ends

@@ -2,7 +2,7 @@
 
 Each question offers buttons so the customer can click rather than type: their recent orders,
 the reasons of ``refund_rules``, the full refundable amount, and yes/no on a summary that
-names order, reason, amount and method (SPEC 4.3: all three explicit before anything happens).
+names order, reason, amount and method (rules §REF-3: all three explicit before anything happens).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ PAYMENT_DEFAULT = Text("原支付账户", "your original payment account")
 
 
 def payment_label(method: str | None, language: str) -> str:
-    """How the customer paid, in standard terms (SPEC 5.2): where the money goes back to."""
+    """How the customer paid, in standard terms (rules §TERMS-1): where the money goes back to."""
     return PAYMENT_LABELS.get(method or "", PAYMENT_DEFAULT).get(language)
 
 
@@ -138,7 +138,7 @@ class ActionAskRefundAmount(Action):
 
 
 class ActionAskRefundConfirm(KefuAction):
-    """Everything the request will say (SPEC 4.3: reason, amount, method), then yes or no."""
+    """Everything the request will say (rules §REF-3: reason, amount, method), then yes or no."""
 
     def name(self) -> str:
         return "action_ask_refund_form_refund_confirm"

@@ -1,4 +1,4 @@
-"""After the refund form, and the refund questions around it (SPEC 4.3).
+"""After the refund form, and the refund questions around it (rules §REF-1, §REF-2).
 
 - ``action_submit_refund``: the confirmed request goes to ``refunds.request_refund`` with an
   idempotency key made of the conversation and the form run, so a retried submission returns

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the gateway (SPEC 6.1), in a registry of its own."""
+"""Prometheus metrics of the gateway (rules §OPS-1), in a registry of its own."""
 
 from __future__ import annotations
 

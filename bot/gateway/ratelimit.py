@@ -1,4 +1,4 @@
-"""Per-conversation rate limit (SPEC 2.4: frequent requests are abnormal behaviour).
+"""Per-conversation rate limit (rules §SEC-7: frequent requests are abnormal behaviour).
 
 Counts live in Redis when configured, so several gateways share them; when Redis is missing
 or fails, an in-process window takes over and the gateway keeps serving.

@@ -1,4 +1,4 @@
-"""Verifying a Telegram user by the phone number they share (SPEC 2.2/2.3).
+"""Verifying a Telegram user by the phone number they share (rules §SEC-2).
 
 Only the sender's own contact counts (``contact.user_id`` equals the sender): anyone can
 forward someone else's contact card, and that must never open another customer's orders.

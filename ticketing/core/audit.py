@@ -1,4 +1,4 @@
-"""Audit log of sensitive actions (SPEC 2.3, 6.2). Callers pass masked details, never raw PII."""
+"""Audit log of sensitive actions (rules §SEC-5, §SEC-6). Callers pass masked details, never raw PII."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The "outside the rules" route of SPEC 4.3: when a refund is not for the rules to decide, a
+"""The "outside the rules" route of rules §REF-5: when a refund is not for the rules to decide, a
 human does, so the customer's request becomes an after-sales ticket."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def open_after_sales_ticket(
     transcript: Iterable[Mapping[str, object]] = (),
     now: datetime | None = None,
 ) -> Ticket:
-    """The "outside the rules" route of SPEC 4.3: a human decides, so open a ticket for them.
+    """The "outside the rules" route of rules §REF-5: a human decides, so open a ticket for them.
 
     Eligibility is checked again here (the bot's earlier answer may be stale): an order that can
     be refunded directly is refused with ``DirectRefundAvailable`` (``context['route']`` says how), one with

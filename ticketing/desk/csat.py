@@ -1,6 +1,6 @@
 """In-chat satisfaction survey (CSAT) after a ticket is solved.
 
-SPEC 5.2 asks for the customer's satisfaction on every consultation. One :class:`Survey` row
+Rules §CSAT-1 asks for the customer's satisfaction on every consultation. One :class:`Survey` row
 per ticket carries the 1–5 score with an optional comment (and the follow-up's answer, see
 :mod:`ticketing.desk.followup`). The survey is credited to the ticket's owner and the owner's
 team *when it is sent*, so a later transfer cannot move good or bad ratings between agents.

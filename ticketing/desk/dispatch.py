@@ -1,4 +1,4 @@
-"""The worker's dispatch round (SPEC 5.1 "the system dispatches automatically").
+"""The worker's dispatch round (rules §DISP-1 "the system dispatches automatically").
 
 People claim tickets by hand first; a ticket still NEW and unowned after
 ``KEFU_AUTO_ASSIGN_AFTER`` seconds is handed by :func:`ticketing.desk.routing.auto_assign` to the

@@ -1,4 +1,4 @@
-"""Tiered response (SPEC 5.3): escalate a ticket one tier, L1 → L2 → L3.
+"""Tiered response (rules §TIER-4, §OWN-4): escalate a ticket one tier, L1 → L2 → L3.
 
 Escalation brings in higher-tier help as the ticket's assignee; the owner stays the owner and
 stays accountable (首问负责制). Agents escalate with a reason; rules and SLA breaches escalate
@@ -104,7 +104,7 @@ def escalate(
 
 # --- SLA alarms (fired by the worker) -------------------------------------------------------------
 def alarm_recipients(session: Session, ticket: Ticket) -> list[int]:
-    """The owner is accountable (SPEC 5.2); an unowned ticket alarms its team's supervisors,
+    """The owner is accountable (rules §SLA-6, §OWN-4); an unowned ticket alarms its team's supervisors,
     else every supervisor."""
     if ticket.owner_id is not None:
         return [ticket.owner_id]

@@ -1,4 +1,4 @@
-"""The follow-up (回访) after a ticket is solved: "is it really solved?" (SPEC 5.3).
+"""The follow-up (回访) after a ticket is solved: "is it really solved?" (rules §FUP-1).
 
 The worker sends the question once, a day after solving by default, while the ticket is still
 solved. The customer's answer is kept on the ticket's :class:`Survey` row; "not solved" reopens

@@ -1,4 +1,4 @@
-"""The ticket state machine (SPEC 5.1), the ticket lookup and the event log every change writes.
+"""The ticket state machine (rules §LOOP-1), the ticket lookup and the event log every change writes.
 
 new → open (claim) → waiting_customer ↔ open → solved → closed, and solved → open (reopen).
 :func:`transition` checks the move before touching anything, records who/when/what/why and

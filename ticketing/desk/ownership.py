@@ -1,4 +1,4 @@
-"""First-contact ownership (首问负责制, SPEC 5.2): claim, transfer, and routing contacts back.
+"""First-contact ownership (首问负责制, rules §OWN-1…§OWN-3): claim, transfer, and routing contacts back.
 
 The first agent who claims a ticket owns it until closure. Claiming is one conditional UPDATE
 (``WHERE owner_id IS NULL``), so when two agents click at once the database picks exactly one

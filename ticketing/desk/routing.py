@@ -1,8 +1,8 @@
-"""Automatic dispatch (SPEC 5.1): the available agent of the right team and tier, least loaded.
+"""Automatic dispatch (rules §DISP-1): the available agent of the right team and tier, least loaded.
 
 A team serves a tier and a list of categories ("*" for all). An agent is available when
 online and below their ``max_open_tickets``; load counts live tickets they own or assist on.
-First-contact ownership (SPEC 5.2) comes first: a new ticket about an order goes back to the
+First-contact ownership (rules §OWN-3) comes first: a new ticket about an order goes back to the
 agent who owned the customer's earlier ticket on that order, if they are free to take it.
 """
 

@@ -1,4 +1,4 @@
-"""SLA policies and the life of every ticket timer (SPEC 5.1: respond in 24h, resolve in 72h).
+"""SLA policies and the life of every ticket timer (rules §SLA-1: respond in 24h, resolve in 72h).
 
 Each deadline is an :class:`~ticketing.core.models.SlaTimer` row. ``fire_at`` is the next instant
 the worker must act: first the warning at 80 % of the budget, then the breach. Waiting on the
@@ -42,14 +42,14 @@ KIND_NAMES: dict[TimerKind, Text] = {
     TimerKind.CSAT_REMINDER: Text(zh="满意度评价提醒", en="satisfaction survey reminder"),
 }
 
-# hours: (first response, resolution); "normal" is SPEC 5.1's rule
+# hours: (first response, resolution); "normal" is the rule of rules §SLA-1
 _HOURS: dict[Priority, tuple[float, float]] = {
     Priority.LOW: (48, 120),
     Priority.NORMAL: (24, 72),
     Priority.HIGH: (8, 48),
     Priority.URGENT: (2, 24),
 }
-VIP_FACTOR = 0.5  # SPEC 5.4: segment shortens the SLA
+VIP_FACTOR = 0.5  # rules §SLA-2: segment shortens the SLA
 
 
 @dataclass(frozen=True)

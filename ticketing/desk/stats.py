@@ -1,4 +1,4 @@
-"""Numbers for managers (SPEC 5.1 "improve from feedback and data", 5.2 "analysed regularly").
+"""Numbers for managers (rules §RPT-1).
 
 - CSAT: % of responses scoring 4 or 5, response rate (responses / surveys sent), average score
   and the 1..5 distribution. Surveys are counted by when they were *sent*, so a day's response

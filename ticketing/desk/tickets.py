@@ -1,4 +1,4 @@
-"""Tickets: creation from the bot or the desk, and the work along the SPEC 5.1 loop.
+"""Tickets: creation from the bot or the desk, and the work along the loop of rules §LOOP-1.
 
 Replies, customer messages, waiting, solving, reopening and closing all go through
 ``lifecycle.transition`` (re-exported here), so an illegal move raises IllegalTransition before

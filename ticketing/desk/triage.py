@@ -1,4 +1,4 @@
-"""Triage rules (SPEC 5.3): classify a problem, weigh its severity, pick the starting tier.
+"""Triage rules (rules §TIER-1…§TIER-3): classify a problem, weigh its severity, pick the starting tier.
 
 Pure functions over text, so the bot, the desk and tests share one reading of a complaint.
 Chinese keywords match as substrings (no word boundaries in Chinese); English keywords match
@@ -57,7 +57,7 @@ URGENT_WORDS = (
     "急", "紧急", "尽快", "马上", "立刻", "赶紧",
     "urgent", "asap", "immediately", "right now", "emergency",
 )
-# Threats to go to authorities or the press: a supervisor must see these (SPEC 5.3 "serious").
+# Threats to go to authorities or the press: a supervisor must see these (rules §SEC-8, §TIER-3: "serious").
 THREAT_WORDS = (
     "投诉", "12315", "消协", "消费者协会", "工商", "律师", "起诉", "法院", "媒体", "曝光", "记者",
     "complain", "lawyer", "attorney", "sue", "court", "legal action", "media", "journalist",

@@ -1,4 +1,4 @@
-"""Product questions (SPEC 3.2, 3.3): fuzzy name matching, descriptions, and live stock.
+"""Product questions (rules §PROD-1, §PROD-2): fuzzy name matching, descriptions, and live stock.
 
 Customers misspell names, use nicknames ("豆子耳机"), half names, and mix languages
 ("蓝牙earbuds"). We score a query against every product's Chinese name, English name and
@@ -215,7 +215,7 @@ def product_name(product: Product | None, *, language: str | None) -> str:
 
 
 def describe(product: Product, *, language: str) -> str:
-    """Name, price, specs, delivery, return terms and live stock (SPEC 3.2), in one message."""
+    """Name, price, specs, delivery, return terms and live stock (rules §PROD-1), in one message."""
     lang = normalize_language(language)
     specs = (product.specs or {}).get(lang) or {}
     separator = "；" if lang == "zh" else "; "

@@ -2,8 +2,8 @@
 
 A Telegram user or widget visitor is a :class:`ChannelIdentity` first; it becomes a known
 customer only when linked (for example after sharing a phone number that matches). Phone and
-address are stored encrypted and only ever shown masked (SPEC 2.2); linking is audited
-(SPEC 2.3) because it grants access to the customer's orders.
+address are stored encrypted and only ever shown masked (rules §SEC-3, §SEC-4); linking is audited
+(rules §SEC-6) because it grants access to the customer's orders.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def guest_customer(
 ) -> Customer:
     """The customer record that carries an anonymous visitor's tickets.
 
-    An unverified visitor who asks for a person still gets a ticket (SPEC 5.2: every
+    An unverified visitor who asks for a person still gets a ticket (rules §REC-1: every
     consultation is recorded), so the identity gets a customer of its own, but stays
     unverified: :func:`customer_for_conversation` keeps returning None and no order is shown.
     A verified identity returns its real customer.

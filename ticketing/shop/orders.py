@@ -1,4 +1,4 @@
-"""Orders as the customer sees them (SPEC 4.1): finding one safely and explaining its state.
+"""Orders as the customer sees them (rules §ORD-1): finding one safely and explaining its state.
 
 A customer may only ever learn about their own orders, so a stranger's order number is
 answered exactly like a number that does not exist: same exception, same message.
@@ -140,7 +140,7 @@ _PARTIAL_REFUND = Text(
 
 
 def state_name(state: OrderState, *, language: str) -> str:
-    """The short, standard name of an order state (SPEC 5.2 standard terms)."""
+    """The short, standard name of an order state (rules §TERMS-1)."""
     return STATE_NAMES[state].get(language)
 
 

@@ -1,4 +1,4 @@
-"""The after-sales route of SPEC 4.3: refunds the rules do not cover become a ticket."""
+"""The after-sales route of rules §REF-5: refunds the rules do not cover become a ticket."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Automatic dispatch (SPEC 5.1): the worker hands unclaimed tickets to a free agent."""
+"""Automatic dispatch (rules §DISP-1): the worker hands unclaimed tickets to a free agent."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tiered escalation (SPEC 5.3): one tier at a time, help joins, the owner stays accountable."""
+"""Tiered escalation (rules §TIER-4, §OWN-4): one tier at a time, help joins, the owner stays accountable."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""First-contact ownership (SPEC 5.2): claim, transfer, route_contact, auto-dispatch."""
+"""First-contact ownership (rules §OWN-1…§OWN-3, §DISP-1): claim, transfer, route_contact, auto-dispatch."""
 
 from __future__ import annotations
 

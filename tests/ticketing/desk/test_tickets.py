@@ -1,4 +1,4 @@
-"""Ticket creation and the SPEC 5.1 loop (ticketing.desk.tickets)."""
+"""Ticket creation and the loop of rules §LOOP-1 (ticketing.desk.tickets)."""
 
 from __future__ import annotations
 

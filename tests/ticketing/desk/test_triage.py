@@ -1,4 +1,4 @@
-"""Triage rules: category from bilingual keywords, priority and starting tier (SPEC 5.3)."""
+"""Triage rules: category from bilingual keywords, priority and starting tier (rules §TIER-1…§TIER-3)."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ class Notification(Base):
 
 
 class AuditLog(Base):
-    """Sensitive actions and permission changes (SPEC 2.3). Details are masked, never raw PII."""
+    """Sensitive actions and permission changes (rules §SEC-6). Details are masked, never raw PII."""
 
     __tablename__ = "audit_log"
 

@@ -1,4 +1,4 @@
-"""Orders (SPEC 4.1), their shipments and tracking, and refund requests (SPEC 4.3).
+"""Orders (rules §ORD-1), their shipments and tracking, and refund requests (rules §REF-1).
 
 Money is integer cents (fen) so amounts are exact on every backend.
 """

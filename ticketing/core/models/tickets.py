@@ -1,4 +1,4 @@
-"""Tickets (SPEC 5.1 loop), their event log, thread messages and SLA timers."""
+"""Tickets (rules §LOOP-1 loop), their event log, thread messages and SLA timers."""
 
 from __future__ import annotations
 

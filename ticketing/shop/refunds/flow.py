@@ -1,4 +1,4 @@
-"""Refund requests (SPEC 4.3): apply → review → process → done or rejected.
+"""Refund requests (rules §REF-1): apply → review → process → done or rejected.
 
 Unshipped orders are cancelled and refunded at once; shipped or freshly delivered goods go
 through an agent's review and the return of the goods; everything else becomes an after-sales

@@ -1,4 +1,4 @@
-"""Telling the customer each refund result (SPEC 4.3: apply → review → process → report back).
+"""Telling the customer each refund result (rules §REF-2: apply → review → process → report back).
 
 Every state a refund reaches (created or auto-completed, approved, rejected, completed) owes
 the customer one outbox message in their own language, in the conversation they last used.

@@ -1,4 +1,4 @@
-"""The refund rules of SPEC 4.3 as pure functions: which route an order takes, and the words.
+"""The refund rules of rules §REF-4 as pure functions: which route an order takes, and the words.
 
 No database access here, so the rules are testable on their own and the bot can explain a
 decision before asking the customer anything. ``ticketing.shop.refunds.flow`` loads the data and writes.
@@ -211,7 +211,7 @@ def assess(
     now: datetime,
     timezone: str,
 ) -> Eligibility:
-    """Route ``order`` per SPEC 4.3; ``reason`` only changes the words for seller faults."""
+    """Route ``order`` per rules §REF-4; ``reason`` only changes the words for seller faults."""
     refundable = max(order.paid_cents - order.refunded_cents, 0)
     money = format_amount(refundable)
 

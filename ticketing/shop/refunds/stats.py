@@ -1,4 +1,4 @@
-"""Refund figures for managers: high-frequency reasons (SPEC 4.3) and repeated refunds (4.4).
+"""Refund figures for managers: high-frequency reasons (rules §REF-6) and repeated refunds (§REF-7).
 
 Kept apart from ``ticketing.shop.refunds.flow`` (which re-exports them) because they only read.
 """
@@ -26,7 +26,7 @@ class ReasonCount:
 
 
 def refund_reason_stats(session: Session, *, since: datetime, until: datetime) -> list[ReasonCount]:
-    """Requests per reason in [since, until), most frequent first (SPEC 4.3 manager report)."""
+    """Requests per reason in [since, until), most frequent first (rules §REF-6 manager report)."""
     done = func.sum(func.coalesce(RefundRequest.amount_cents, 0)).filter(
         RefundRequest.state == RefundState.DONE
     )
@@ -58,7 +58,7 @@ class RepeatedRefunds:
 def customers_with_repeated_refunds(
     session: Session, *, since: datetime, threshold: int = 3, until: datetime | None = None
 ) -> list[RepeatedRefunds]:
-    """Customers with ``threshold`` or more refund requests since ``since`` (SPEC 4.4 alert)."""
+    """Customers with ``threshold`` or more refund requests since ``since`` (rules §REF-7 alert)."""
     if threshold < 1:
         raise ValidationError("threshold must be at least 1", field="threshold")
     query = (

@@ -1,4 +1,4 @@
-"""Refund rules and lifecycle (SPEC 4.3, 4.4). Every refusal is checked to have written nothing."""
+"""Refund rules and lifecycle (rules §REF-1, §REF-3, §REF-4, §REF-6, §REF-7). Every refusal is checked to have written nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 4.3 "the customer is told each result": one outbox message per refund change, none on a
+"""rules §REF-2 "the customer is told each result": one outbox message per refund change, none on a
 replay, in the language of the channel the customer last used."""
 
 from __future__ import annotations
