@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from zoneinfo import ZoneInfo
 
 from rasa_sdk.events import SlotSet
 
 from actions.turn import EventList, Turn
 from ticketing.shop import catalog, orders
+from ticketing.core import local_time
 from ticketing.core.i18n import Text
 from ticketing.core.models import Order, OrderState, Product
 
@@ -100,8 +100,8 @@ def forget_order() -> EventList:
 
 def order_button(turn: Turn, order: Order, *, intent: str) -> dict[str, str]:
     """A button for one order: date, what was bought, state, last digits; payload re-asks."""
-    local = order.created_at.astimezone(ZoneInfo(turn.backend.timezone))
-    date = f"{local.month}月{local.day}日" if turn.language == "zh" else f"{local:%b} {local.day}"
+    date = local_time.short_date(order.created_at, language=turn.language,
+                                 timezone=turn.backend.timezone)
     title = _TITLE.get(turn.language, date=date, items=items_label(turn, order),
                        state=orders.state_name(order.state, language=turn.language),
                        tail=order.number[-4:])

@@ -48,8 +48,6 @@ def product_mentioned(turn: Turn) -> str | None:
     return max(values, key=len) if values else None
 
 
-
-
 def product_buttons(turn: Turn, products: list[Product], *, intent: str) -> list[dict[str, str]]:
     """One button per product, named in the customer's language; a click asks again by name."""
     buttons = []

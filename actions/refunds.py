@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
@@ -27,6 +26,7 @@ from ticketing.shop import catalog, orders
 from ticketing.shop.refunds import flow as refunds
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import KefuError, NotEligible, RefundInProgress
+from ticketing.core import local_time
 from ticketing.core.i18n import Text
 from ticketing.core.models import (
     Customer,
@@ -235,7 +235,7 @@ def _order_entity(turn: Turn) -> str | None:
 
 def _arrives_by(done_at: datetime, timezone: str) -> datetime:
     """``ARRIVAL_WORKING_DAYS`` working days (Mon–Fri) after the refund, in the shop's zone."""
-    day, left = done_at.astimezone(ZoneInfo(timezone)), ARRIVAL_WORKING_DAYS
+    day, left = local_time.local(done_at, timezone), ARRIVAL_WORKING_DAYS
     while left:
         day += timedelta(days=1)
         if day.weekday() < 5:
@@ -252,7 +252,7 @@ def _arrival(turn: Turn, state: RefundState, refund_id: int) -> str:
     by = _arrives_by(refund.done_at, turn.backend.timezone)
     if by <= utcnow():
         return ARRIVED.get(turn.language)
-    date = f"{by.month}月{by.day}日" if turn.language == "zh" else f"{by:%b} {by.day}"
+    date = local_time.short_date(by, language=turn.language, timezone=turn.backend.timezone)
     return ARRIVES_BY.get(turn.language, date=date)
 
 

@@ -4,7 +4,8 @@ One home for every date and time a customer (or an agent) reads, so a receipt, a
 and a reply-by promise never disagree about the zone or the format. Two shapes:
 
 - :func:`date_time` — ``2026-11-30 18:00``: order dates and deadlines, unambiguous in zh and en;
-- :func:`short_moment` — ``11月30日 18:00`` / ``30 Nov 18:00``: scans, ETAs, reply-by times.
+- :func:`short_moment` — ``11月30日 18:00`` / ``30 Nov 18:00``: scans, ETAs, reply-by times;
+- :func:`short_date` — ``11月30日`` / ``30 Nov``: order buttons, the day money arrives.
 
 The zone is the deployment's ``KEFU_TIMEZONE`` (``Settings.timezone``), passed in by callers.
 """
@@ -43,3 +44,11 @@ def short_moment(moment: datetime, *, language: str | None, timezone: str) -> st
     if normalize_language(language) == "zh":
         return f"{at.month}月{at.day}日 {at:%H:%M}"
     return f"{at.day} {at:%b %H:%M}"
+
+
+def short_date(moment: datetime, *, language: str | None, timezone: str) -> str:
+    """``11月30日`` (zh) or ``30 Nov`` (en): the day only."""
+    at = local(moment, timezone)
+    if normalize_language(language) == "zh":
+        return f"{at.month}月{at.day}日"
+    return f"{at.day} {at:%b}"
