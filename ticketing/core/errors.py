@@ -170,6 +170,22 @@ class PermissionDenied(KefuError):
     message_en = "You are not allowed to do that."
 
 
+class AuthenticationFailed(PermissionDenied):
+    """Wrong login or password, an unknown or expired session or token: never says which."""
+
+    code = "authentication_failed"
+    message_zh = "用户名或密码错误，或登录已过期。"
+    message_en = "Wrong login or password, or your sign-in has expired."
+
+
+class AccountLocked(PermissionDenied):
+    """Too many failed sign-ins from this account or this address (rules §SEC-1)."""
+
+    code = "account_locked"
+    message_zh = "登录失败次数过多，已暂时锁定，请 15 分钟后再试。"
+    message_en = "Too many failed sign-ins; locked for 15 minutes."
+
+
 # --- infrastructure --------------------------------------------------------------------------
 class ConfigurationError(KefuError):
     code = "configuration_error"

@@ -58,7 +58,8 @@ class Settings:
     reopen_window_days: float = 7.0
     auto_assign_after_seconds: float | None = 600.0  # None = no automatic dispatch
     desk_host: str = "127.0.0.1"
-    desk_port: int = 8080
+    desk_port: int = 8001
+    desk_secure_cookies: bool = False  # set on behind HTTPS (KEFU_DESK_SECURE_COOKIES)
     demo_page: bool = True  # the demo shop's sign-in page (``KEFU_DEMO_PAGE``); off in production
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -152,6 +153,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         reopen_window_days=schedule.reopen_window_days,
         auto_assign_after_seconds=parse_auto_assign_after(env.get("KEFU_AUTO_ASSIGN_AFTER")),
         desk_host=env.get("KEFU_DESK_HOST", "127.0.0.1"),
-        desk_port=int(env.get("KEFU_DESK_PORT", "8080")),
+        desk_port=int(env.get("KEFU_DESK_PORT", "8001")),
+        desk_secure_cookies=parse_switch(env.get("KEFU_DESK_SECURE_COOKIES"), default=False),
         demo_page=parse_switch(env.get("KEFU_DEMO_PAGE"), default=True),
     )

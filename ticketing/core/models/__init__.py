@@ -1,5 +1,6 @@
 """Kefu's data model (SQLAlchemy 2). Import models from here."""
 
+from ticketing.core.models.access import ApiToken, DeskSession
 from ticketing.core.models.base import Base, UTCDateTime
 from ticketing.core.models.catalog import Product
 from ticketing.core.models.customers import ChannelIdentity, Customer, Segment
@@ -32,7 +33,7 @@ from ticketing.core.models.tickets import (
 )
 
 __all__ = [
-    "ACTIVE_REFUND_STATES", "Agent", "AuditLog", "Availability", "Base", "Category", "Channel",
+    "ACTIVE_REFUND_STATES", "Agent", "ApiToken", "DeskSession", "AuditLog", "Availability", "Base", "Category", "Channel",
     "ChannelIdentity", "Customer", "InboundMessage", "Notification", "Order", "OrderItem", "OrderState",
     "OutboxMessage", "Priority", "Product", "RefundKind", "RefundMethod", "RefundRequest",
     "RefundState", "Role", "Segment", "Shipment", "SlaTimer", "Survey", "Team", "Ticket",

@@ -58,6 +58,7 @@ class Agent(Base):
     )
     max_open_tickets: Mapped[int] = mapped_column(Integer, default=20)
     password_hash: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8), default="zh")  # the desk UI's language
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

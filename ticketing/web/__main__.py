@@ -1,0 +1,33 @@
+"""``python -m ticketing.web``: the desk web process (``KEFU_DESK_HOST`` / ``KEFU_DESK_PORT``)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from ticketing.core.db import make_engine, make_session_factory
+from ticketing.core.settings import load_settings
+from ticketing.desk import timer_index
+from ticketing.web.app import create_app
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    session_factory = make_session_factory(make_engine(settings.database_url),
+                                           schedule=settings.schedule)
+    redis_client = None
+    if settings.redis_url:
+        import redis
+
+        redis_client = redis.Redis.from_url(settings.redis_url, decode_responses=True,
+                                            socket_timeout=2, socket_connect_timeout=2)
+        timer_index.install(session_factory, timer_index.RedisTimerIndex(redis_client))
+    app = create_app(settings=settings, session_factory=session_factory, redis=redis_client)
+    uvicorn.run(app, host=settings.desk_host, port=settings.desk_port, log_level="info",
+                proxy_headers=False)
+
+
+if __name__ == "__main__":
+    main()

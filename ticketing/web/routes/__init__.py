@@ -1,0 +1,12 @@
+"""The desk's routers, one module per resource; :func:`register` mounts them all."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from ticketing.web.routes import queue, signin
+
+
+def register(app: FastAPI) -> None:
+    app.include_router(signin.router)
+    app.include_router(queue.router)
