@@ -2,7 +2,7 @@
 
 Processes are children of this one; Ctrl-C (or SIGTERM) stops them all: the SLA worker, the
 action server and the Rasa server (REST channel and HTTP API on 127.0.0.1, the model that
-``make train`` wrote). Later parts of Kefu (the gateway, the desk) add themselves to
+``make train`` wrote). Each part of Kefu (worker, actions, Rasa, gateway, desk) adds itself to
 ``services()``.
 """
 
@@ -43,6 +43,7 @@ class Service:
 
 def services() -> list[Service]:
     py = sys.executable
+    settings = load_settings()
     rasa = AssistantSettings.from_environ()
     gateway = GatewaySettings.from_environ()
     return [
@@ -54,6 +55,9 @@ def services() -> list[Service]:
         Service("gateway", [py, "-m", "bot"],
                 f"http://{gateway.host}:{gateway.port}/ (demo shop with the chat widget)",
                 ready_url=f"http://127.0.0.1:{gateway.port}/health"),
+        Service("desk", [py, "-m", "ticketing.web"],
+                f"http://{settings.desk_host}:{settings.desk_port}/ (agent console)",
+                ready_url=f"http://127.0.0.1:{settings.desk_port}/health"),
     ]
 
 

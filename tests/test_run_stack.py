@@ -30,12 +30,14 @@ def _free_port() -> int:
 
 
 def _start(var: Path, until: str = "Ctrl-C stops everything",
-           ports: tuple[int, int, int] | None = None) -> tuple[subprocess.Popen[str], list[str]]:
+           ports: tuple[int, int, int] | None = None,
+           desk_port: int | None = None) -> tuple[subprocess.Popen[str], list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
     rasa_port, action_port, gateway_port = ports or (_free_port(), _free_port(), _free_port())
     env.update(KEFU_VAR_DIR=str(var), KEFU_WORKER_INTERVAL="0.2", PYTHONUNBUFFERED="1",
                KEFU_RASA_PORT=str(rasa_port), KEFU_ACTION_PORT=str(action_port),
-               KEFU_GATEWAY_PORT=str(gateway_port))
+               KEFU_GATEWAY_PORT=str(gateway_port),
+               KEFU_DESK_PORT=str(desk_port or _free_port()))
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_stack.py")], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -61,9 +63,9 @@ def _stop(proc: subprocess.Popen[str], lines: list[str]) -> None:
 
 
 def test_launcher_seeds_once_and_runs_the_whole_stack(tmp_path: Path) -> None:
-    rasa_port, gateway_port = _free_port(), _free_port()
+    rasa_port, gateway_port, desk_port = _free_port(), _free_port(), _free_port()
     proc, lines = _start(tmp_path, until="all services ready",
-                         ports=(rasa_port, _free_port(), gateway_port))
+                         ports=(rasa_port, _free_port(), gateway_port), desk_port=desk_port)
     assert proc.poll() is None, "\n".join(lines)
     try:
         answer = httpx.post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook", timeout=60,
@@ -71,6 +73,10 @@ def test_launcher_seeds_once_and_runs_the_whole_stack(tmp_path: Path) -> None:
         page = httpx.get(f"http://127.0.0.1:{gateway_port}/?customer=1", timeout=30).text
         widget = httpx.get(f"http://127.0.0.1:{gateway_port}/widget.js", timeout=30)
         health = httpx.get(f"http://127.0.0.1:{gateway_port}/health", timeout=30).json()
+        with httpx.Client(base_url=f"http://127.0.0.1:{desk_port}", timeout=30) as desk:
+            signed_in = desk.post("/api/v1/session",
+                                  json={"login": "xiaomei", "password": "kefu-demo"})
+            console = desk.get("/")
     finally:
         _stop(proc, lines)
     text = "\n".join(lines)
@@ -78,6 +84,9 @@ def test_launcher_seeds_once_and_runs_the_whole_stack(tmp_path: Path) -> None:
     assert "sla-worker" in text and "worker started" in text
     assert "ready    : actions" in text and "ready    : rasa" in text
     assert "ready    : gateway" in text
+    assert "ready    : desk" in text
+    assert signed_in.status_code == 200 and signed_in.json()["agent"]["role"] == "agent"
+    assert console.status_code == 200 and "kefu_desk" in signed_in.headers["set-cookie"]
     # the gateway serves the demo shop with the widget, signed in as demo customer 1
     assert 'src="/widget.js"' in page and "__KEFU_TOKEN__" not in page and "1." in page
     assert widget.status_code == 200 and "KefuWidget" in widget.text
