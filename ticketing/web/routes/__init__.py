@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from ticketing.web.routes import queue, signin
+from ticketing.web.routes import me
 
 
 def register(app: FastAPI) -> None:
     app.include_router(signin.router)
     app.include_router(queue.router)
+    app.include_router(me.router)

@@ -1,0 +1,118 @@
+"""The signed-in person's own settings: availability for dispatch, and the desk's language.
+
+Both endpoints take JSON (scripts) or a form (the queue page's forms post here, with the
+session's CSRF token, which the ``principal`` dependency checks). JSON gets JSON back; a form
+is redirected back to the page it came from (``next``), or, sent by htmx, told to refresh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel
+
+from ticketing.core.errors import ValidationError
+from ticketing.core.models import Agent
+from ticketing.desk import agents
+from ticketing.web.deps import Principal, client_ip, desk_of, principal
+
+router = APIRouter()
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not signed in, or the token lacks desk:write"},
+    403: {"description": "Missing or wrong CSRF token"},
+    422: {"description": "A value that is not one of the allowed ones"},
+}
+
+
+class AvailabilityIn(BaseModel):
+    availability: Literal["online", "away", "offline"]
+
+
+class LanguageIn(BaseModel):
+    language: Literal["zh", "en"]
+
+
+class MySettingsOut(BaseModel):
+    id: int
+    availability: Literal["online", "away", "offline"]
+    language: Literal["zh", "en"]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    values: dict[str, str]
+    form: bool
+
+
+async def submitted(request: Request) -> Submitted:
+    """The request's fields, from a JSON object or a form."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        return Submitted({k: v for k, v in form.items() if isinstance(v, str)}, form=True)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValidationError("send a JSON object or a form") from None
+    if not isinstance(body, dict):
+        raise ValidationError("send a JSON object or a form")
+    return Submitted({k: v for k, v in body.items() if isinstance(v, str)}, form=False)
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": schema},
+        "application/x-www-form-urlencoded": {"schema": schema}}}}
+
+
+def _back(target: str | None) -> str:
+    """Only a path of this site: never ``//evil.example`` or ``https://…``."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _answer(request: Request, sent: Submitted, agent: Agent) -> Response | MySettingsOut:
+    if not sent.form:
+        return MySettingsOut(id=agent.id, availability=agent.availability.value,
+                             language=agent.language)
+    if "hx-request" in request.headers:
+        return Response(status_code=204, headers={"HX-Refresh": "true"})
+    return RedirectResponse(_back(sent.values.get("next")), status_code=303)
+
+
+@router.post("/api/v1/me/availability", response_model=MySettingsOut, tags=["session"],
+             responses=ERRORS, openapi_extra=_body(AvailabilityIn))
+def set_availability(
+    request: Request, who: Annotated[Principal, Depends(principal)],
+    sent: Annotated[Submitted, Depends(submitted)],
+) -> Response | MySettingsOut:
+    """Online, away or offline: the automatic dispatch assigns only to online agents (audited
+    as ``desk.availability``)."""
+    desk = desk_of(request)
+    with desk.unit_of_work() as session:
+        agent = agents.set_availability(session, agent_id=who.agent_id,
+                                        availability=sent.values.get("availability"),
+                                        ip=client_ip(request), now=desk.clock())
+        answer = _answer(request, sent, agent)
+    return answer
+
+
+@router.post("/api/v1/me/language", response_model=MySettingsOut, tags=["session"],
+             responses=ERRORS, openapi_extra=_body(LanguageIn))
+def set_language(
+    request: Request, who: Annotated[Principal, Depends(principal)],
+    sent: Annotated[Submitted, Depends(submitted)],
+) -> Response | MySettingsOut:
+    """The language of the desk's screens for this person: ``zh`` or ``en``."""
+    desk = desk_of(request)
+    with desk.unit_of_work() as session:
+        agent = agents.set_language(session, agent_id=who.agent_id,
+                                    language=sent.values.get("language") or "")
+        answer = _answer(request, sent, agent)
+    return answer
