@@ -6,9 +6,13 @@ from fastapi import FastAPI
 
 from ticketing.web.routes import queue, signin
 from ticketing.web.routes import me
+from ticketing.web.routes import customers, refunds, tickets
 
 
 def register(app: FastAPI) -> None:
     app.include_router(signin.router)
     app.include_router(queue.router)
     app.include_router(me.router)
+    app.include_router(tickets.router)
+    app.include_router(refunds.router)
+    app.include_router(customers.router)

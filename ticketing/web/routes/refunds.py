@@ -1,0 +1,73 @@
+"""Refund requests in review (rules §REF-1: apply → review → process): the after-sales queue
+``GET /api/v1/refunds`` and the decision ``POST /api/v1/refunds/{id}/review``.
+
+Who decides: agents of a team serving refunds by name (after-sales) and supervisors
+(``ticket_page.reviews_refunds``); managers and admins may read the list, nobody else sees it
+(403: the role is refused whatever the id, so nothing can be probed). The decision goes
+through ``refunds.review``, which audits it and tells the customer the result in their
+language on their newest channel (rules §REF-2); a rejection needs a reason.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field, StringConstraints
+
+from ticketing.core.errors import PermissionDenied
+from ticketing.core.models import Order, RefundRequest, RefundState
+from ticketing.shop.refunds import flow as refunds
+from ticketing.web.deps import Principal, desk_of, principal
+from ticketing.web.queries import ticket_page
+from ticketing.web.queries.ticket_page import RefundOut
+from ticketing.web.routes.tickets import Input, Submitted, answer, body_of, errors, parse
+
+router = APIRouter()
+
+
+class ReviewIn(Input):
+    approve: bool
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] = Field(
+        default="", description="Required to reject: the reason the customer reads.")
+    ticket_id: int | None = Field(default=None, description="The page to go back to (forms).")
+
+
+def _view(session: Any, request: Request, who: Principal, agent: Any) -> ticket_page.View:
+    desk = desk_of(request)
+    return ticket_page.View(session, viewer=agent, language=who.language,
+                            timezone=desk.settings.timezone, cipher=desk.cipher, now=desk.clock())
+
+
+@router.get("/api/v1/refunds", response_model=list[RefundOut], tags=["refunds"],
+            responses=errors())
+def list_refunds(request: Request, who: Annotated[Principal, Depends(principal)],
+                 state: Annotated[RefundState, Query()] = RefundState.UNDER_REVIEW,
+                 ) -> list[RefundOut]:
+    """Refund requests in ``state`` (default: waiting for a decision), oldest first."""
+    with desk_of(request).unit_of_work() as session:
+        agent = who.agent(session)
+        if not ticket_page.reads_refunds(session, agent):
+            raise PermissionDenied("refunds are reviewed by after-sales and supervisors")
+        return ticket_page.refunds_in_state(session, view=_view(session, request, who, agent),
+                                            state=state)
+
+
+@router.post("/api/v1/refunds/{refund_id}/review", response_model=RefundOut, tags=["refunds"],
+             responses=errors(404, 409, 422), openapi_extra=body_of(ReviewIn))
+def review(request: Request, refund_id: int, who: Annotated[Principal, Depends(principal)],
+           data: Submitted) -> Any:
+    """Approve (→ processing: the customer sends the goods back) or reject with a reason; the
+    customer is told either way."""
+    desk = desk_of(request)
+    with desk.unit_of_work() as session:
+        agent = who.agent(session)
+        if not ticket_page.reviews_refunds(session, agent):
+            raise PermissionDenied("refunds are reviewed by after-sales and supervisors")
+        given = parse(ReviewIn, data)
+        refund: RefundRequest = refunds.review(session, refund_id=refund_id, agent_id=agent.id,
+                                               approve=given.approve, note=given.note,
+                                               now=desk.clock())
+        number = session.get(Order, refund.order_id).number  # type: ignore[union-attr]
+        result = ticket_page.refund_out(_view(session, request, who, agent), refund, number)
+    return answer(request, who, given.ticket_id, result)
