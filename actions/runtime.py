@@ -38,7 +38,7 @@ _lock = threading.Lock()
 
 
 def _from_settings() -> Backend:
-    from ticketing.desk import timer_index
+    from ticketing.desk import live_events, timer_index
     from ticketing.core.db import make_engine, make_session_factory
 
     settings = load_settings()
@@ -49,6 +49,7 @@ def _from_settings() -> Backend:
         client = redis.Redis.from_url(settings.redis_url, decode_responses=True,
                                       socket_timeout=2, socket_connect_timeout=2)
         timer_index.install(factory, timer_index.RedisTimerIndex(client))
+        live_events.install(factory, client)  # desk pages see new tickets and messages live
     return Backend(factory, PiiCipher(settings.pii_key), timezone=settings.timezone)
 
 

@@ -20,7 +20,7 @@ from bot.gateway.settings import GatewaySettings
 from bot.gateway.telegram import TelegramChannel
 from bot.gateway.widget import WidgetChannel
 from bot.rasa_client import AsyncRasaClient
-from ticketing.desk import timer_index
+from ticketing.desk import live_events, timer_index
 from ticketing.core.db import make_engine, make_session_factory
 from ticketing.core.settings import Settings, dev_secret, load_settings, var_dir
 
@@ -67,6 +67,7 @@ class GatewayService:
             index = timer_index.RedisTimerIndex(redis.Redis.from_url(
                 self.app_settings.redis_url, decode_responses=True, socket_timeout=1))
             self._uninstall = timer_index.install(self.session_factory, index)
+            live_events.install(self.session_factory, index.client)  # desk pages see it live
         limiter = RateLimiter(limit=self.settings.rate_limit, window=self.settings.rate_window,
                               redis=self.redis)
         gateway = Gateway(settings=self.settings, session_factory=self.session_factory,

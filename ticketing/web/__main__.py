@@ -8,7 +8,7 @@ import uvicorn
 
 from ticketing.core.db import make_engine, make_session_factory
 from ticketing.core.settings import load_settings
-from ticketing.desk import timer_index
+from ticketing.desk import live_events, timer_index
 from ticketing.web.app import create_app
 
 
@@ -24,6 +24,7 @@ def main() -> None:
         redis_client = redis.Redis.from_url(settings.redis_url, decode_responses=True,
                                             socket_timeout=2, socket_connect_timeout=2)
         timer_index.install(session_factory, timer_index.RedisTimerIndex(redis_client))
+        live_events.install(session_factory, redis_client)  # wakes every desk's live streams
     app = create_app(settings=settings, session_factory=session_factory, redis=redis_client)
     uvicorn.run(app, host=settings.desk_host, port=settings.desk_port, log_level="info",
                 proxy_headers=False)

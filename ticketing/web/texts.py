@@ -92,6 +92,21 @@ UI: dict[str, Text] = {
     "availability.away": Text("离开", "Away"),
     "availability.offline": Text("离线", "Offline"),
     "save": Text("保存", "Save"),
+    # --- live updates, countdowns and shortcuts (base.html → desk.js, routes/events.py) ---
+    "live.days": Text("{d}天{h}小时", "{d}d {h}h"),
+    "live.hours": Text("{h}小时{m}分", "{h}h {m}m"),
+    "live.minutes": Text("{m}分钟", "{m}m"),
+    "live.seconds": Text("{s}秒", "{s}s"),
+    "live.paused": Text("已暂停", "paused"),
+    "live.shortcuts": Text("键盘快捷键", "Keyboard shortcuts"),
+    "live.shortcuts_hint": Text("按 ? 打开或关闭本帮助，Esc 关闭", "? shows or hides this help, Esc closes it"),
+    "live.close": Text("关闭", "Close"),
+    "live.connecting": Text("正在连接实时更新…", "Connecting live updates…"),
+    "live.online": Text("实时更新已连接", "Live updates on"),
+    "live.offline": Text("实时更新已断开，正在重连…", "Live updates lost, reconnecting…"),
+    "live.reload": Text("页面已过期，正在刷新…", "This page is out of date, reloading…"),
+    "live.also_viewing": Text("{names} 也在查看此工单", "{names} is also viewing this ticket"),
+    "live.also_viewing_many": Text("{names} 也在查看此工单", "{names} are also viewing this ticket"),
 }
 
 

@@ -19,6 +19,7 @@ from ticketing.core.models.orders import (
     Shipment,
     TrackingEvent,
 )
+from ticketing.core.models.presence import TicketViewer
 from ticketing.core.models.tickets import (
     Category,
     Channel,
@@ -37,6 +38,6 @@ __all__ = [
     "ChannelIdentity", "Customer", "InboundMessage", "Notification", "Order", "OrderItem", "OrderState",
     "OutboxMessage", "Priority", "Product", "RefundKind", "RefundMethod", "RefundRequest",
     "RefundState", "Role", "Segment", "Shipment", "SlaTimer", "Survey", "Team", "Ticket",
-    "TicketEvent", "TicketMessage", "TicketState", "Tier", "TimerKind", "TimerStatus",
+    "TicketEvent", "TicketMessage", "TicketState", "TicketViewer", "Tier", "TimerKind", "TimerStatus",
     "TrackingEvent", "UTCDateTime",
 ]

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from ticketing.web.routes import queue, signin
 from ticketing.web.routes import me
 from ticketing.web.routes import customers, refunds, tickets
+from ticketing.web.routes import events
 
 
 def register(app: FastAPI) -> None:
@@ -16,3 +17,4 @@ def register(app: FastAPI) -> None:
     app.include_router(tickets.router)
     app.include_router(refunds.router)
     app.include_router(customers.router)
+    app.include_router(events.router)
