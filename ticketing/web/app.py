@@ -32,7 +32,7 @@ from ticketing.core.errors import (
 from ticketing.core.pii import PiiCipher
 from ticketing.core.settings import Settings
 from ticketing.desk.accounts import LOCK_FOR
-from ticketing.web import texts
+from ticketing.web import api, texts
 from ticketing.web.language import language_for
 from ticketing.web.deps import SESSION_COOKIE, Desk, SignInRequired
 from ticketing.web.routes import register
@@ -97,4 +97,5 @@ def create_app(
         return {"status": "ok"}
 
     register(app)
+    api.install(app)
     return app

@@ -101,6 +101,7 @@ UI: dict[str, Text] = {
     "live.shortcuts": Text("键盘快捷键", "Keyboard shortcuts"),
     "live.shortcuts_hint": Text("按 ? 打开或关闭本帮助，Esc 关闭", "? shows or hides this help, Esc closes it"),
     "live.close": Text("关闭", "Close"),
+    "live.failed": Text("操作没有成功，请稍后再试。", "That did not work; please try again."),
     "live.connecting": Text("正在连接实时更新…", "Connecting live updates…"),
     "live.online": Text("实时更新已连接", "Live updates on"),
     "live.offline": Text("实时更新已断开，正在重连…", "Live updates lost, reconnecting…"),

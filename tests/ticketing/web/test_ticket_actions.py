@@ -472,5 +472,5 @@ def test_openapi_lists_every_route_with_models_and_errors(app, people) -> None:
                  "/api/v1/refunds/{refund_id}/review", "/api/v1/customers/{customer_id}",
                  "/api/v1/customers/{customer_id}/reveal", "/api/v1/canned-replies"):
         assert path in paths
-    assert {"TicketDetail", "CustomerCard", "RefundOut", "ErrorAnswer"} <= set(
+    assert {"TicketDetail", "CustomerCard", "RefundOut", "ErrorOut"} <= set(
         spec["components"]["schemas"])

@@ -22,12 +22,11 @@ from ticketing.desk import access
 from ticketing.web.deps import Principal, client_ip, desk_of, principal
 from ticketing.web.queries import ticket_page
 from ticketing.web.queries.ticket_page import CustomerCard
+from ticketing.web.api import Id, body_of, errors
 from ticketing.web.routes.tickets import (
     Input,
     Line,
     Submitted,
-    body_of,
-    errors,
     is_form,
     is_htmx,
     parse,
@@ -43,12 +42,12 @@ FIELDS = {"phone": "phone_enc", "address": "address_enc"}
 class RevealIn(Input):
     field: Literal["phone", "address"]
     reason: Line
-    ticket_id: int | None = Field(default=None,
+    ticket_id: Id | None = Field(default=None,
                                   description="The ticket the supervisor is working on (audited).")
 
 
 class RevealOut(BaseModel):
-    customer_id: int
+    customer_id: Id
     field: Literal["phone", "address"]
     value: str
 
@@ -61,7 +60,7 @@ class NothingStored(NotFound):
 
 @router.get("/api/v1/customers/{customer_id}", response_model=CustomerCard, tags=["customers"],
             responses=errors(404))
-def customer_json(request: Request, customer_id: int,
+def customer_json(request: Request, customer_id: Id,
                   who: Annotated[Principal, Depends(principal)]) -> CustomerCard:
     """Segment, masked contact, channel identities, recent orders with their latest scan,
     refunds and past tickets with their CSAT."""
@@ -77,7 +76,7 @@ def customer_json(request: Request, customer_id: int,
 
 @router.post("/api/v1/customers/{customer_id}/reveal", response_model=RevealOut,
              tags=["customers"], responses=errors(404, 422), openapi_extra=body_of(RevealIn))
-def reveal(request: Request, customer_id: int, who: Annotated[Principal, Depends(principal)],
+def reveal(request: Request, customer_id: Id, who: Annotated[Principal, Depends(principal)],
            data: Submitted) -> Any:
     """The clear phone or address, for a supervisor with a reason; audited without the value.
     From the ticket page (a form with ``ticket_id``) the page comes back with the value shown

@@ -38,6 +38,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from ticketing.core.errors import AuthenticationFailed
 from ticketing.desk import access, live_events
 from ticketing.web import live
+from ticketing.web.api import Id, errors
 from ticketing.web.deps import Desk, Principal, desk_of, principal
 from ticketing.web.texts import ui
 
@@ -59,7 +60,7 @@ def _event(kind: str, data: dict[str, object], *, event_id: str | None = None) -
                            event=kind, id=event_id)
 
 
-def _presence_data(who: Principal, ticket_id: int,
+def _presence_data(who: Principal, ticket_id: Id,
                    viewers: list[dict[str, object]]) -> dict[str, object]:
     others = [v for v in viewers if v["id"] != who.agent_id]
     names = ("、" if who.language == "zh" else ", ").join(str(v["name"]) for v in others)
@@ -71,7 +72,7 @@ def _presence_data(who: Principal, ticket_id: int,
 class _Stream:
     """One connection: its follower, its presence beat, its wake-ups."""
 
-    def __init__(self, request: Request, who: Principal, *, ticket_id: int | None,
+    def __init__(self, request: Request, who: Principal, *, ticket_id: Id | None,
                  last_event_id: str | None) -> None:
         self.request = request
         self.desk = desk_of(request)
@@ -210,14 +211,14 @@ class _Stream:
                         log.warning("presence not cleared for ticket %s: %s", self.ticket_id, exc)
 
 
-def _check_ticket(desk: Desk, who: Principal, ticket_id: int) -> None:
+def _check_ticket(desk: Desk, who: Principal, ticket_id: Id) -> None:
     with desk.unit_of_work() as session:
         access.require_ticket(session, who.agent(session), ticket_id)
 
 
 STREAM_DOC = {200: {"content": {"text/event-stream": {}},
                     "description": "Server-Sent Events (see the module documentation)"},
-              401: {}, 404: {"description": "the ticket of ?ticket= is not yours to see"}}
+              **errors(404)}
 
 
 @router.get("/events", include_in_schema=False)
@@ -226,7 +227,7 @@ STREAM_DOC = {200: {"content": {"text/event-stream": {}},
 async def events(
     request: Request,
     who: Annotated[Principal, Depends(principal)],
-    ticket: Annotated[int | None, Query(ge=1, description="also stream who views it")] = None,
+    ticket: Annotated[Id | None, Query(description="also stream who views it")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=4000)] = None,
     cursor: Annotated[str | None, Query(max_length=4000,
                                         description="resume here when no Last-Event-ID")] = None,
@@ -252,13 +253,13 @@ class ViewerOut(BaseModel):
 
 
 class ViewersOut(BaseModel):
-    ticket_id: int
+    ticket_id: Id
     viewers: list[ViewerOut]
 
 
 @router.get("/api/v1/tickets/{ticket_id}/viewers", response_model=ViewersOut, tags=["live"],
-            responses={401: {}, 404: {}})
-def viewers(request: Request, ticket_id: int,
+            responses=errors(404))
+def viewers(request: Request, ticket_id: Id,
             who: Annotated[Principal, Depends(principal)]) -> ViewersOut:
     """Who has the ticket open in the desk now (seen in the last 30 s), the asker included."""
     desk = desk_of(request)

@@ -17,16 +17,10 @@ from pydantic import BaseModel
 from ticketing.core.errors import ValidationError
 from ticketing.core.models import Agent
 from ticketing.desk import agents
+from ticketing.web.api import body_of, errors
 from ticketing.web.deps import Principal, client_ip, desk_of, principal
 
 router = APIRouter()
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Not signed in, or the token lacks desk:write"},
-    403: {"description": "Missing or wrong CSRF token"},
-    422: {"description": "A value that is not one of the allowed ones"},
-}
-
 
 class AvailabilityIn(BaseModel):
     availability: Literal["online", "away", "offline"]
@@ -63,13 +57,6 @@ async def submitted(request: Request) -> Submitted:
     return Submitted({k: v for k, v in body.items() if isinstance(v, str)}, form=False)
 
 
-def _body(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema()
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": schema},
-        "application/x-www-form-urlencoded": {"schema": schema}}}}
-
-
 def _back(target: str | None) -> str:
     """Only a path of this site: never ``//evil.example`` or ``https://…``."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -87,7 +74,7 @@ def _answer(request: Request, sent: Submitted, agent: Agent) -> Response | MySet
 
 
 @router.post("/api/v1/me/availability", response_model=MySettingsOut, tags=["session"],
-             responses=ERRORS, openapi_extra=_body(AvailabilityIn))
+             responses=errors(), openapi_extra=body_of(AvailabilityIn))
 def set_availability(
     request: Request, who: Annotated[Principal, Depends(principal)],
     sent: Annotated[Submitted, Depends(submitted)],
@@ -104,7 +91,7 @@ def set_availability(
 
 
 @router.post("/api/v1/me/language", response_model=MySettingsOut, tags=["session"],
-             responses=ERRORS, openapi_extra=_body(LanguageIn))
+             responses=errors(), openapi_extra=body_of(LanguageIn))
 def set_language(
     request: Request, who: Annotated[Principal, Depends(principal)],
     sent: Annotated[Submitted, Depends(submitted)],

@@ -19,11 +19,13 @@ from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as FastPath
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from ticketing.core import local_time
 from ticketing.core.models import Availability, Category, Channel, Priority, TicketState, Tier
+from ticketing.web.api import errors
 from ticketing.web.deps import Principal, desk_of, principal
 from ticketing.web.queries import queues
 from ticketing.web.texts import UI, ui
@@ -146,23 +148,6 @@ def home(
 
 
 # --- JSON ----------------------------------------------------------------------------------------
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
-
-
-ERRORS = {
-    401: {"model": ErrorOut, "description": "Not signed in, or the token lacks desk:read"},
-    403: {"model": ErrorOut, "description": "Not allowed"},
-    404: {"model": ErrorOut, "description": "No such queue for this person"},
-    422: {"model": ErrorOut, "description": "A bad filter value, search or page"},
-}
-
-
 class QueueCountOut(BaseModel):
     name: str
     label: str
@@ -222,6 +207,11 @@ SEARCH_HELP = ("a ticket number (T…), an order number (16–19 digits), a cust
                "(11+ digits, exact) or words of the subject or thread")
 
 
+def _enum(kind: type) -> dict[str, object]:
+    """The schema's list of a filter's values; empty means any, as the page's form sends it."""
+    return {"enum": ["", *(str(member.value) for member in kind)]}  # type: ignore[attr-defined]
+
+
 def _one_of(kind: type) -> str:
     return "one of: " + ", ".join(str(m.value) for m in kind)
 
@@ -243,7 +233,7 @@ def _row_out(row: queues.QueueRow) -> QueueRowOut:
 
 
 @router.get("/api/v1/queues", response_model=QueuesOut, tags=["queues"],
-            responses={k: ERRORS[k] for k in (401,)})
+            responses=errors())
 def queue_counts(request: Request, who: Annotated[Principal, Depends(principal)]) -> QueuesOut:
     """The queues the signed-in person has, with how many tickets each holds."""
     desk = desk_of(request)
@@ -254,17 +244,23 @@ def queue_counts(request: Request, who: Annotated[Principal, Depends(principal)]
 
 
 @router.get("/api/v1/queues/{name}", response_model=QueuePageOut, tags=["queues"],
-            responses=ERRORS)
+            responses=errors(404))
 def queue_page(
-    request: Request, who: Annotated[Principal, Depends(principal)], name: str,
-    category: Annotated[str | None, Query(description=_one_of(Category))] = None,
-    priority: Annotated[str | None, Query(description=_one_of(Priority))] = None,
-    tier: Annotated[str | None, Query(description=_one_of(Tier))] = None,
-    channel: Annotated[str | None, Query(description=_one_of(Channel))] = None,
-    state: Annotated[str | None, Query(description=_one_of(TicketState))] = None,
-    q: Annotated[str | None, Query(description=SEARCH_HELP)] = None,
-    limit: Annotated[int, Query(description=f"1 to {queues.MAX_LIMIT}")] = queues.DEFAULT_LIMIT,
-    offset: int = 0,
+    request: Request, who: Annotated[Principal, Depends(principal)],
+    name: Annotated[str, FastPath(max_length=40, description=", ".join(queues.NAMES))],
+    category: Annotated[str | None, Query(description=_one_of(Category),
+                                json_schema_extra=_enum(Category))] = None,
+    priority: Annotated[str | None, Query(description=_one_of(Priority),
+                                json_schema_extra=_enum(Priority))] = None,
+    tier: Annotated[int | None, Query(ge=1, le=3, description=_one_of(Tier))] = None,
+    channel: Annotated[str | None, Query(description=_one_of(Channel),
+                               json_schema_extra=_enum(Channel))] = None,
+    state: Annotated[str | None, Query(description=_one_of(TicketState),
+                             json_schema_extra=_enum(TicketState))] = None,
+    q: Annotated[str | None, Query(description=SEARCH_HELP,
+                                   max_length=queues.MAX_QUERY_CHARS)] = None,
+    limit: Annotated[int, Query(ge=1, le=queues.MAX_LIMIT)] = queues.DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> QueuePageOut:
     """One page of a queue, nearest SLA deadline first; ``search`` is every visible ticket.
 

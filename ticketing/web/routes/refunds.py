@@ -21,7 +21,8 @@ from ticketing.shop.refunds import flow as refunds
 from ticketing.web.deps import Principal, desk_of, principal
 from ticketing.web.queries import ticket_page
 from ticketing.web.queries.ticket_page import RefundOut
-from ticketing.web.routes.tickets import Input, Submitted, answer, body_of, errors, parse
+from ticketing.web.api import Id, body_of, errors
+from ticketing.web.routes.tickets import Input, Submitted, answer, parse
 
 router = APIRouter()
 
@@ -30,7 +31,7 @@ class ReviewIn(Input):
     approve: bool
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] = Field(
         default="", description="Required to reject: the reason the customer reads.")
-    ticket_id: int | None = Field(default=None, description="The page to go back to (forms).")
+    ticket_id: Id | None = Field(default=None, description="The page to go back to (forms).")
 
 
 def _view(session: Any, request: Request, who: Principal, agent: Any) -> ticket_page.View:
@@ -55,7 +56,7 @@ def list_refunds(request: Request, who: Annotated[Principal, Depends(principal)]
 
 @router.post("/api/v1/refunds/{refund_id}/review", response_model=RefundOut, tags=["refunds"],
              responses=errors(404, 409, 422), openapi_extra=body_of(ReviewIn))
-def review(request: Request, refund_id: int, who: Annotated[Principal, Depends(principal)],
+def review(request: Request, refund_id: Id, who: Annotated[Principal, Depends(principal)],
            data: Submitted) -> Any:
     """Approve (→ processing: the customer sends the goods back) or reject with a reason; the
     customer is told either way."""

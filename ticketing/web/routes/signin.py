@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from ticketing.core.errors import KefuError, PermissionDenied
 from ticketing.desk import accounts
 from ticketing.web.language import language_for
+from ticketing.web.api import errors
 from ticketing.web.deps import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -126,7 +127,7 @@ def _agent_out(who: Principal) -> AgentOut:
 
 
 @router.post("/api/v1/session", response_model=SessionOut, tags=["session"],
-             responses={401: {}, 422: {}, 429: {}})
+             responses=errors(429))
 def open_session(request: Request, credentials: Credentials, response: Response) -> SessionOut:
     """Sign in; the session cookie is set and the CSRF token for later writes returned."""
     started = _start(request, login=credentials.login, password=credentials.password)
@@ -139,7 +140,7 @@ def open_session(request: Request, credentials: Credentials, response: Response)
 
 
 @router.delete("/api/v1/session", status_code=204, tags=["session"],
-               responses={401: {}, 403: {}})
+               responses=errors())
 def close_session(request: Request, who: Annotated[Principal, Depends(principal)]) -> Response:
     """Sign out (the session ends in every desk process)."""
     desk = desk_of(request)
@@ -151,7 +152,7 @@ def close_session(request: Request, who: Annotated[Principal, Depends(principal)
     return response
 
 
-@router.get("/api/v1/me", response_model=AgentOut, tags=["session"], responses={401: {}})
+@router.get("/api/v1/me", response_model=AgentOut, tags=["session"], responses=errors())
 def me(who: Annotated[Principal, Depends(principal)]) -> AgentOut:
     """Who the session or token belongs to."""
     return _agent_out(who)

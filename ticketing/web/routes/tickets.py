@@ -31,6 +31,7 @@ from ticketing.core.errors import AlreadyClaimed, OrderNotFound, TicketNotFound,
 from ticketing.core.models import Agent, Customer, Order, Ticket
 from ticketing.core.settings import var_dir
 from ticketing.desk import access, canned_replies, escalation, ownership, tickets
+from ticketing.web.api import ErrorOut, Id, body_of, errors
 from ticketing.web.deps import Principal, desk_of, principal
 from ticketing.web.queries import ticket_page
 from ticketing.web.queries.ticket_page import CannedOut, TicketDetail, TicketOut
@@ -46,22 +47,6 @@ Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 
 # --- errors ---------------------------------------------------------------------------------------
-class ErrorAnswerDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorAnswer(BaseModel):
-    """Every refused request: a stable code and a sentence in the agent's language."""
-
-    error: ErrorAnswerDetail
-
-
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the typed errors a route may answer with."""
-    return {status: {"model": ErrorAnswer} for status in (401, 403, *statuses)}
-
-
 class InvalidInput(ValidationError):
     """The request's fields did not validate; the message names them."""
 
@@ -122,16 +107,6 @@ def parse(model: type[Model], data: dict[str, Any]) -> Model:
         raise InvalidInput(fields) from None
 
 
-def body_of(*models: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI: the request body is one of ``models`` as JSON or as a form."""
-    schema = models[0].model_json_schema() if len(models) == 1 else {
-        "oneOf": [m.model_json_schema() for m in models]}
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": schema},
-        "application/x-www-form-urlencoded": {"schema": schema},
-    }}}
-
-
 class Input(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -149,7 +124,7 @@ class OptionalReasonIn(Input):
 
 
 class TransferIn(Input):
-    to_agent_id: int
+    to_agent_id: Id
     reason: Line
 
 
@@ -160,7 +135,7 @@ class SolveIn(Input):
 class ActionOut(BaseModel):
     action: str
     ticket: TicketOut
-    message_id: int | None = None
+    message_id: Id | None = None
 
 
 # --- shared by the ticket, refund and customer routes ---------------------------------------------
@@ -189,7 +164,7 @@ def detail_for(session: Session, request: Request, who: Principal, agent: Agent,
 
 
 def page_context(session: Session, request: Request, who: Principal, agent: Agent,
-                 ticket: Ticket, *, reply_text: str = "", order_id: int | None = None,
+                 ticket: Ticket, *, reply_text: str = "", order_id: Id | None = None,
                  revealed: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything ``ticket.html`` and its partials render."""
     detail = detail_for(session, request, who, agent, ticket)
@@ -204,7 +179,7 @@ def page_context(session: Session, request: Request, who: Principal, agent: Agen
     }
 
 
-def workspace(request: Request, who: Principal, ticket_id: int, *,
+def workspace(request: Request, who: Principal, ticket_id: Id, *,
               revealed: dict[str, str] | None = None, full_page: bool = False) -> Response:
     """The ticket's workspace (htmx) or whole page, read in a fresh unit of work."""
     desk = desk_of(request)
@@ -225,7 +200,7 @@ def workspace(request: Request, who: Principal, ticket_id: int, *,
     return response
 
 
-def answer(request: Request, who: Principal, ticket_id: int | None, result: BaseModel,
+def answer(request: Request, who: Principal, ticket_id: Id | None, result: BaseModel,
            *, fallback: str = "/") -> Any:
     """JSON for scripts; the updated workspace for htmx; a 303 back to the page for forms."""
     if is_htmx(request):
@@ -240,9 +215,9 @@ def answer(request: Request, who: Principal, ticket_id: int | None, result: Base
 
 # --- reading --------------------------------------------------------------------------------------
 @router.get("/tickets/{ticket_id}", include_in_schema=False)
-def ticket_page_html(request: Request, ticket_id: int,
+def ticket_page_html(request: Request, ticket_id: Id,
                      who: Annotated[Principal, Depends(principal)],
-                     canned: str | None = None, order_id: int | None = None) -> Response:
+                     canned: str | None = None, order_id: Id | None = None) -> Response:
     """The ticket page. ``?canned=<key>`` pre-fills the reply box (the select's no-script
     fallback; with htmx the select fetches ``/tickets/{id}/reply-box``)."""
     desk = desk_of(request)
@@ -257,7 +232,7 @@ def ticket_page_html(request: Request, ticket_id: int,
 
 
 @router.get("/tickets/{ticket_id}/part/{part}", include_in_schema=False)
-def ticket_part(request: Request, ticket_id: int, part: Literal[PARTS],
+def ticket_part(request: Request, ticket_id: Id, part: Literal[PARTS],
                 who: Annotated[Principal, Depends(principal)]) -> Response:
     """One panel of the page, re-read: each panel fetches itself when the desk's live stream
     reports a change to the ticket (``kefu:ticket-<id>``), leaving a draft reply untouched."""
@@ -270,8 +245,8 @@ def ticket_part(request: Request, ticket_id: int, part: Literal[PARTS],
 
 
 @router.get("/tickets/{ticket_id}/reply-box", include_in_schema=False)
-def reply_box(request: Request, ticket_id: int, who: Annotated[Principal, Depends(principal)],
-              canned: str = "", order_id: int | None = None) -> Response:
+def reply_box(request: Request, ticket_id: Id, who: Annotated[Principal, Depends(principal)],
+              canned: str = "", order_id: Id | None = None) -> Response:
     """The reply textarea filled with canned reply ``canned`` (htmx swaps it in place)."""
     desk = desk_of(request)
     with desk.unit_of_work() as session:
@@ -285,7 +260,7 @@ def reply_box(request: Request, ticket_id: int, who: Annotated[Principal, Depend
 
 
 def _canned_order(session: Session, agent: Agent, ticket: Ticket,
-                  order_id: int | None) -> Order | None:
+                  order_id: Id | None) -> Order | None:
     """The order to name in a canned reply: one of this ticket's customer's, visible to the
     agent (else 404), or the ticket's own."""
     if order_id is None:
@@ -306,7 +281,7 @@ def _canned_text(session: Session, ticket: Ticket, agent: Agent, key: str | None
 
 
 @router.get("/tickets/{ticket_id}/attachments/{message_id}/{index}", include_in_schema=False)
-def attachment(request: Request, ticket_id: int, message_id: int, index: int,
+def attachment(request: Request, ticket_id: Id, message_id: Id, index: int,
                who: Annotated[Principal, Depends(principal)]) -> Response:
     """A photo the customer sent, only to people who may see the ticket; the file is found by
     the stored content hash, never by a path from the request."""
@@ -323,7 +298,7 @@ def attachment(request: Request, ticket_id: int, message_id: int, index: int,
 
 @router.get(f"{API}/tickets/{{ticket_id}}", response_model=TicketDetail, tags=["tickets"],
             responses=errors(404))
-def ticket_json(request: Request, ticket_id: int,
+def ticket_json(request: Request, ticket_id: Id,
                 who: Annotated[Principal, Depends(principal)]) -> TicketDetail:
     """The ticket with its whole thread (reply delivery states included), event history, SLA
     timers, the customer card (masked contact) and what the caller may do."""
@@ -336,7 +311,7 @@ def ticket_json(request: Request, ticket_id: int,
 @router.get(f"{API}/canned-replies", response_model=list[CannedOut], tags=["tickets"],
             responses=errors(404))
 def canned_json(request: Request, who: Annotated[Principal, Depends(principal)],
-                ticket_id: Annotated[int, Query()],
+                ticket_id: Annotated[Id, Query()],
                 order_id: Annotated[int | None, Query()] = None) -> list[CannedOut]:
     """Every canned reply, titled in the agent's language and rendered in the ticket's, with
     the customer's name, the order number (``order_id``, else the ticket's order) and the
@@ -353,7 +328,7 @@ def canned_json(request: Request, who: Annotated[Principal, Depends(principal)],
 Work = Callable[[Session, Agent, Ticket, datetime], "int | None"]
 
 
-def act(request: Request, who: Principal, ticket_id: int, action: str, work: Work) -> Any:
+def act(request: Request, who: Principal, ticket_id: Id, action: str, work: Work) -> Any:
     """One action in one unit of work: visibility (404), role (403), then the service."""
     desk = desk_of(request)
     with desk.unit_of_work() as session:
@@ -376,7 +351,7 @@ ACTION = {"response_model": ActionOut, "tags": ["ticket actions"]}
 
 
 @router.post(f"{API}/tickets/{{ticket_id}}/claim", **ACTION, responses=errors(404, 409))
-def claim(request: Request, ticket_id: int, who: Who) -> Any:
+def claim(request: Request, ticket_id: Id, who: Who) -> Any:
     """Take the ticket (首问负责制, rules §OWN-1). Of two agents claiming at once one wins; the
     other gets 409 with the owner's name."""
     def work(session: Session, agent: Agent, ticket: Ticket, now: datetime) -> None:
@@ -392,7 +367,7 @@ def claim(request: Request, ticket_id: int, who: Who) -> Any:
 
 @router.post(f"{API}/tickets/{{ticket_id}}/reply", **ACTION, responses=errors(404, 409, 422),
              openapi_extra=body_of(ReplyIn))
-def reply(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any:
+def reply(request: Request, ticket_id: Id, who: Who, data: Submitted) -> Any:
     """Answer the customer: the reply goes through the outbox to the customer's channel (the
     thread shows pending / delivered / failed) and meets the response clock."""
     given = parse(ReplyIn, data)
@@ -406,7 +381,7 @@ def reply(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any:
 
 @router.post(f"{API}/tickets/{{ticket_id}}/note", **ACTION, responses=errors(404, 409, 422),
              openapi_extra=body_of(ReplyIn))
-def note(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any:
+def note(request: Request, ticket_id: Id, who: Who, data: Submitted) -> Any:
     """An internal note: on the thread for the team, never sent to the customer."""
     given = parse(ReplyIn, data)
 
@@ -419,7 +394,7 @@ def note(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any:
 
 @router.post(f"{API}/tickets/{{ticket_id}}/escalate", **ACTION, responses=errors(404, 409, 422),
              openapi_extra=body_of(ReasonIn))
-def escalate(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any:
+def escalate(request: Request, ticket_id: Id, who: Who, data: Submitted) -> Any:
     """One tier up with a reason (rules §TIER-4); a higher-tier helper joins, the owner stays
     (§OWN-4). At L3: 409."""
     given = parse(ReasonIn, data)
@@ -433,7 +408,7 @@ def escalate(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any
 
 @router.post(f"{API}/tickets/{{ticket_id}}/transfer", **ACTION,
              responses=errors(404, 409, 422), openapi_extra=body_of(TransferIn))
-def transfer(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any:
+def transfer(request: Request, ticket_id: Id, who: Who, data: Submitted) -> Any:
     """Hand the ticket to another agent with a reason (owner or supervisor; rules §OWN-2);
     audited. The new owner must be someone who works tickets (not a manager or admin)."""
     given = parse(TransferIn, data)
@@ -450,7 +425,7 @@ def transfer(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any
 
 @router.post(f"{API}/tickets/{{ticket_id}}/wait", **ACTION, responses=errors(404, 409, 422),
              openapi_extra=body_of(OptionalReasonIn))
-def wait(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any:
+def wait(request: Request, ticket_id: Id, who: Who, data: Submitted) -> Any:
     """Waiting on the customer: the SLA clocks pause until they write (rules §SLA-4)."""
     given = parse(OptionalReasonIn, data)
 
@@ -463,7 +438,7 @@ def wait(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any:
 
 @router.post(f"{API}/tickets/{{ticket_id}}/solve", **ACTION, responses=errors(404, 409, 422),
              openapi_extra=body_of(SolveIn))
-def solve(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any:
+def solve(request: Request, ticket_id: Id, who: Who, data: Submitted) -> Any:
     """Solve with a resolution summary: the customer is sent it, the CSAT survey is queued and
     the follow-up (回访) and survey reminder are scheduled (``tickets.solve``).
 
@@ -486,7 +461,7 @@ def solve(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any:
 
 @router.post(f"{API}/tickets/{{ticket_id}}/reopen", **ACTION, responses=errors(404, 409, 422),
              openapi_extra=body_of(ReasonIn))
-def reopen(request: Request, ticket_id: int, who: Who, data: Submitted) -> Any:
+def reopen(request: Request, ticket_id: Id, who: Who, data: Submitted) -> Any:
     """Solved → open again, back to the same owner, with a reason; clocks restart."""
     given = parse(ReasonIn, data)
 

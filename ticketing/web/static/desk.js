@@ -302,6 +302,14 @@
     if (retryTimer) { clearTimeout(retryTimer); retryTimer = null; }
   }
 
+  /* refused actions: the server's typed error, in the agent's language, as a toast ----------- */
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr, message = null;
+    try { message = JSON.parse(xhr.responseText).error.message; } catch (e) { message = null; }
+    toast(message || text("failed"), null, "error");
+  });
+  document.addEventListener("htmx:sendError", function () { toast(text("failed"), null, "error"); });
+
   /* start ------------------------------------------------------------------------------- */
   tick();
   setInterval(tick, 1000);
