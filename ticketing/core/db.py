@@ -6,6 +6,7 @@ opens one unit of work with ``with session_factory.begin() as session:``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -51,3 +52,38 @@ def make_session_factory(engine: Engine, *, schedule: ScheduleSettings | None = 
     the defaults (``ticketing.core.settings.schedule_of``)."""
     info = {SCHEDULE_KEY: schedule} if schedule is not None else {}
     return sessionmaker(bind=engine, expire_on_commit=False, info=info)
+
+
+def after_commit(
+    target: sessionmaker[Session] | type[Session], *, key: str,
+    collect: Callable[[Session, Any], Any], deliver: Callable[[Any], None],
+) -> Callable[[], None]:
+    """Tell the world outside the database what a transaction changed, once it is committed.
+
+    After each flush ``collect(session, pending)`` returns what is pending so far (kept in
+    ``session.info[key]``); after the commit ``deliver(pending)`` runs when there is any; a
+    rollback forgets it. ``deliver`` must not raise: the commit has happened. Returns an
+    uninstaller. Used to feed Redis (the timer index, the desk's wake-ups) from any process.
+    """
+
+    def on_flush(session: Session, _context: Any) -> None:
+        session.info[key] = collect(session, session.info.get(key))
+
+    def on_commit(session: Session) -> None:
+        pending = session.info.pop(key, None)
+        if pending:
+            deliver(pending)
+
+    def on_rollback(session: Session) -> None:
+        session.info.pop(key, None)
+
+    listeners = (("after_flush", on_flush), ("after_commit", on_commit),
+                 ("after_rollback", on_rollback))
+    for name, fn in listeners:
+        event.listen(target, name, fn)
+
+    def uninstall() -> None:
+        for name, fn in listeners:
+            event.remove(target, name, fn)
+
+    return uninstall

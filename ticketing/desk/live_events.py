@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ticketing.core.db import after_commit
 from ticketing.core.i18n import Text
 from ticketing.core.models import Agent, Notification, Ticket, TicketEvent, TicketMessage
 from ticketing.desk import access
@@ -345,29 +346,14 @@ def install(target: sessionmaker[Session] | type[Session], client: Any, *,
     wake-up on ``channel``; returns an uninstaller. Like ``timer_index.install``: nothing is
     published for a rolled-back transaction, and a Redis error never fails the commit."""
 
-    def after_flush(session: Session, _context: Any) -> None:
-        if not session.info.get(_PENDING) and any(
-                isinstance(obj, (TicketEvent, TicketMessage, Notification))
-                for obj in session.new):
-            session.info[_PENDING] = True
+    def collect(session: Session, pending: bool | None) -> bool:
+        return bool(pending) or any(
+            isinstance(obj, (TicketEvent, TicketMessage, Notification)) for obj in session.new)
 
-    def after_commit(session: Session) -> None:
-        if session.info.pop(_PENDING, False):
-            publish(client, CHANGED, channel=channel)
+    def deliver(_pending: bool) -> None:
+        publish(client, CHANGED, channel=channel)
 
-    def after_rollback(session: Session) -> None:
-        session.info.pop(_PENDING, None)
-
-    listeners = (("after_flush", after_flush), ("after_commit", after_commit),
-                 ("after_rollback", after_rollback))
-    for name, fn in listeners:
-        event.listen(target, name, fn)
-
-    def uninstall() -> None:
-        for name, fn in listeners:
-            event.remove(target, name, fn)
-
-    return uninstall
+    return after_commit(target, key=_PENDING, collect=collect, deliver=deliver)
 
 
 def start_at(session: Session, last_event_id: str | None) -> tuple[Cursor, bool]:

@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ticketing.core.clock import utcnow
+from ticketing.core.db import after_commit
 from ticketing.core.models import SlaTimer, TimerStatus
 
 log = logging.getLogger(__name__)
@@ -190,37 +191,24 @@ def install(target: sessionmaker[Session] | type[Session], index: RedisTimerInde
     worker's reconciliation will notice the gap.
     """
 
-    def after_flush(session: Session, _context: Any) -> None:
-        pending = session.info.setdefault(_PENDING, {})
+    def collect(session: Session, pending: dict[int, datetime | None] | None
+                ) -> dict[int, datetime | None]:
+        pending = pending if pending is not None else {}
         for obj in _changed(session.new, session.dirty, session):
             pending[obj.id] = _index_value(obj)
         for obj in session.deleted:
             if isinstance(obj, SlaTimer):
                 pending[obj.id] = None
+        return pending
 
-    def after_commit(session: Session) -> None:
-        pending = session.info.pop(_PENDING, None)
-        if not pending:
-            return
+    def deliver(pending: dict[int, datetime | None]) -> None:
         try:
             index.apply(pending)
         except INDEX_ERRORS as exc:
             log.warning("timer index update failed for %d timers (reconcile will fix): %s",
                         len(pending), exc)
 
-    def after_rollback(session: Session) -> None:
-        session.info.pop(_PENDING, None)
-
-    listeners = (("after_flush", after_flush), ("after_commit", after_commit),
-                 ("after_rollback", after_rollback))
-    for name, fn in listeners:
-        event.listen(target, name, fn)
-
-    def uninstall() -> None:
-        for name, fn in listeners:
-            event.remove(target, name, fn)
-
-    return uninstall
+    return after_commit(target, key=_PENDING, collect=collect, deliver=deliver)
 
 
 def _changed(new: Iterable[object], dirty: Iterable[object], session: Session) -> Iterable[SlaTimer]:
