@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -102,35 +103,45 @@ async def _csrf_given(request: Request) -> str | None:
     return None
 
 
-async def principal(request: Request) -> Principal:
-    """Who is asking; AuthenticationFailed (401, or a redirect on pages) when nobody valid is."""
-    desk = desk_of(request)
+def _lookup(desk: Desk, *, secret: str | None, cookie: str | None, method: str,
+            api: bool) -> Principal:
+    """The database half of :func:`principal` (blocking: it runs in a worker thread)."""
     now = desk.clock()
-    secret = _bearer(request)
     with desk.unit_of_work() as session:
         if secret is not None:
-            scope = "desk:read" if request.method in SAFE_METHODS else "desk:write"
+            scope = "desk:read" if method in SAFE_METHODS else "desk:write"
             token = accounts.token_for(session, secret=secret, scope=scope, now=now)
             agent = session.get(Agent, token.agent_id)
             if agent is None:
                 raise AuthenticationFailed()
-            request.state.language = normalize_language(agent.language)
-            return Principal(agent.id, agent.role, agent.team_id, request.state.language,
-                             agent.display_name, "token", scopes=frozenset(token.scopes or []))
-        cookie = request.cookies.get(SESSION_COOKIE)
+            return Principal(agent.id, agent.role, agent.team_id,
+                             normalize_language(agent.language), agent.display_name, "token",
+                             scopes=frozenset(token.scopes or []))
         try:
             live = accounts.session_for(session, token=cookie, now=now)
         except AuthenticationFailed:
-            if request.url.path.startswith("/api/"):
+            if api:
                 raise
             raise SignInRequired() from None
         agent = session.get(Agent, live.agent_id)
         if agent is None:
             raise AuthenticationFailed()
-        found = Principal(agent.id, agent.role, agent.team_id, normalize_language(agent.language),
-                          agent.display_name, "cookie", csrf_token=live.csrf_token)
+        return Principal(agent.id, agent.role, agent.team_id, normalize_language(agent.language),
+                         agent.display_name, "cookie", csrf_token=live.csrf_token)
+
+
+async def principal(request: Request) -> Principal:
+    """Who is asking; AuthenticationFailed (401, or a redirect on pages) when nobody valid is.
+
+    The database lookup runs in a worker thread: on the event loop, a wait for a pooled
+    connection under load would stall every request and live stream of the process.
+    """
+    found = await run_in_threadpool(
+        _lookup, desk_of(request), secret=_bearer(request),
+        cookie=request.cookies.get(SESSION_COOKIE), method=request.method,
+        api=request.url.path.startswith("/api/"))
     request.state.language = found.language
-    if request.method not in SAFE_METHODS and not same_token(found.csrf_token,
-                                                             await _csrf_given(request)):
+    if found.via == "cookie" and request.method not in SAFE_METHODS and not same_token(
+            found.csrf_token, await _csrf_given(request)):
         raise PermissionDenied("missing or wrong CSRF token")
     return found

@@ -59,9 +59,10 @@ class Ticket(Base):
     state: Mapped[TicketState] = mapped_column(enum_column(TicketState), index=True)
     subject: Mapped[str] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(8), default="zh")
-    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))  # higher-tier helper
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"),
+                                                    index=True)  # higher-tier helper
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)  # abnormal-behaviour flags
     resolution: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
