@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ticketing.core import settings
 from ticketing.desk import business_hours, timer_index
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import ValidationError

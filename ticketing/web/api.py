@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ticketing.core.errors import ValidationError
 from ticketing.core.i18n import Text
 from ticketing.web.language import language_for
+from ticketing.web.texts import ui
 
 PREFIX = "/api/v1"
 INVALID = Text("输入不正确：{fields}", "Invalid input: {fields}")
@@ -59,6 +61,53 @@ def body_of(*models: type[BaseModel]) -> dict[str, Any]:
         "application/json": {"schema": schema},
         "application/x-www-form-urlencoded": {"schema": schema},
     }}, "responses": {"303": {"description": "A form post from a page: back to the page"}}}
+
+
+class InvalidInput(ValidationError):
+    """The request's fields did not validate; the message names them."""
+
+    code = "invalid_input"
+
+    def __init__(self, fields: list[str]) -> None:
+        super().__init__("invalid: " + ", ".join(fields), fields=fields)
+        self.fields = fields
+
+    def text(self, language: str = "en") -> str:
+        return ui("ticket.invalid_fields", language).format(fields=", ".join(self.fields))
+
+
+async def submitted(request: Request) -> dict[str, Any]:
+    """The request body as a dict, from JSON or a form (the page's forms post here too)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        try:
+            data = await request.json()
+        except ValueError:
+            raise InvalidInput(["body"]) from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise InvalidInput(["body"])
+        return data
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        return {key: value for key, value in form.items()
+                if isinstance(value, str) and key != "csrf_token"}
+    if (await request.body()).strip():
+        raise InvalidInput(["content-type"])
+    return {}
+
+
+Submitted = Annotated[dict[str, Any], Depends(submitted)]
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request", "").lower() == "true"
+
+
+def is_form(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data"))
 
 
 def install(app: FastAPI) -> None:

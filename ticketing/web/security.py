@@ -55,3 +55,11 @@ def same_token(expected: str | None, given: str | None) -> bool:
     if not expected or not given:
         return False
     return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def local_path(target: str | None) -> str:
+    """Where to send a browser back to: only a path of this site, never ``//evil.example``
+    or ``https://…`` (an open redirect); anything else is the home page."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target

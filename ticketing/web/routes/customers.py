@@ -22,16 +22,8 @@ from ticketing.desk import access
 from ticketing.web.deps import Principal, client_ip, desk_of, principal
 from ticketing.web.queries import ticket_page
 from ticketing.web.queries.ticket_page import CustomerCard
-from ticketing.web.api import Id, body_of, errors
-from ticketing.web.routes.tickets import (
-    Input,
-    Line,
-    Submitted,
-    is_form,
-    is_htmx,
-    parse,
-    workspace,
-)
+from ticketing.web.api import Id, Submitted, body_of, errors, is_form, is_htmx
+from ticketing.web.routes.tickets import Input, Line, parse, workspace
 
 router = APIRouter()
 

@@ -7,17 +7,16 @@ is redirected back to the page it came from (``next``), or, sent by htmx, told t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 
-from ticketing.core.errors import ValidationError
 from ticketing.core.models import Agent
 from ticketing.desk import agents
-from ticketing.web.api import body_of, errors
+from ticketing.web.api import Submitted, body_of, errors, is_form
+from ticketing.web.security import local_path
 from ticketing.web.deps import Principal, client_ip, desk_of, principal
 
 router = APIRouter()
@@ -36,55 +35,27 @@ class MySettingsOut(BaseModel):
     language: Literal["zh", "en"]
 
 
-@dataclass(frozen=True)
-class Submitted:
-    values: dict[str, str]
-    form: bool
-
-
-async def submitted(request: Request) -> Submitted:
-    """The request's fields, from a JSON object or a form."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        form = await request.form()
-        return Submitted({k: v for k, v in form.items() if isinstance(v, str)}, form=True)
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ValidationError("send a JSON object or a form") from None
-    if not isinstance(body, dict):
-        raise ValidationError("send a JSON object or a form")
-    return Submitted({k: v for k, v in body.items() if isinstance(v, str)}, form=False)
-
-
-def _back(target: str | None) -> str:
-    """Only a path of this site: never ``//evil.example`` or ``https://…``."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
-def _answer(request: Request, sent: Submitted, agent: Agent) -> Response | MySettingsOut:
-    if not sent.form:
+def _answer(request: Request, sent: dict[str, Any], agent: Agent) -> Response | MySettingsOut:
+    if not is_form(request):
         return MySettingsOut(id=agent.id, availability=agent.availability.value,
                              language=agent.language)
     if "hx-request" in request.headers:
         return Response(status_code=204, headers={"HX-Refresh": "true"})
-    return RedirectResponse(_back(sent.values.get("next")), status_code=303)
+    return RedirectResponse(local_path(sent.get("next")), status_code=303)
 
 
 @router.post("/api/v1/me/availability", response_model=MySettingsOut, tags=["session"],
              responses=errors(), openapi_extra=body_of(AvailabilityIn))
 def set_availability(
     request: Request, who: Annotated[Principal, Depends(principal)],
-    sent: Annotated[Submitted, Depends(submitted)],
+    sent: Submitted,
 ) -> Response | MySettingsOut:
     """Online, away or offline: the automatic dispatch assigns only to online agents (audited
     as ``desk.availability``)."""
     desk = desk_of(request)
     with desk.unit_of_work() as session:
         agent = agents.set_availability(session, agent_id=who.agent_id,
-                                        availability=sent.values.get("availability"),
+                                        availability=sent.get("availability"),
                                         ip=client_ip(request), now=desk.clock())
         answer = _answer(request, sent, agent)
     return answer
@@ -94,12 +65,12 @@ def set_availability(
              responses=errors(), openapi_extra=body_of(LanguageIn))
 def set_language(
     request: Request, who: Annotated[Principal, Depends(principal)],
-    sent: Annotated[Submitted, Depends(submitted)],
+    sent: Submitted,
 ) -> Response | MySettingsOut:
     """The language of the desk's screens for this person: ``zh`` or ``en``."""
     desk = desk_of(request)
     with desk.unit_of_work() as session:
         agent = agents.set_language(session, agent_id=who.agent_id,
-                                    language=sent.values.get("language") or "")
+                                    language=sent.get("language") or "")
         answer = _answer(request, sent, agent)
     return answer

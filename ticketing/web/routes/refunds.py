@@ -21,8 +21,8 @@ from ticketing.shop.refunds import flow as refunds
 from ticketing.web.deps import Principal, desk_of, principal
 from ticketing.web.queries import ticket_page
 from ticketing.web.queries.ticket_page import RefundOut
-from ticketing.web.api import Id, body_of, errors
-from ticketing.web.routes.tickets import Input, Submitted, answer, parse
+from ticketing.web.api import Id, Submitted, body_of, errors
+from ticketing.web.routes.tickets import Input, answer, parse
 
 router = APIRouter()
 

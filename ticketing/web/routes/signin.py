@@ -25,16 +25,9 @@ from ticketing.web.deps import (
     desk_of,
     principal,
 )
-from ticketing.web.security import same_token
+from ticketing.web.security import local_path, same_token
 
 router = APIRouter()
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path of this site: never ``//evil.example`` or ``https://…``."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
 
 
 def _start(request: Request, *, login: str, password: str) -> accounts.SignIn:
@@ -66,7 +59,7 @@ def login_form(request: Request, next: str | None = None, failed: str | None = N
     token = secrets.token_urlsafe(24)
     response = desk.templates.TemplateResponse(
         request, "login.html",
-        {"language": language_for(request), "csrf_token": token, "next": _safe_next(next),
+        {"language": language_for(request), "csrf_token": token, "next": local_path(next),
          "failed": failed})
     response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
                         secure=desk.settings.desk_secure_cookies, path="/login")
@@ -84,7 +77,7 @@ def login_submit(
     if not same_token(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
         raise PermissionDenied("missing or wrong CSRF token")
     started = _start(request, login=login, password=password)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(local_path(next), status_code=303)
     _set_session_cookie(request, response, started)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response

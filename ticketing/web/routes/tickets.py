@@ -27,11 +27,19 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Session
 
-from ticketing.core.errors import AlreadyClaimed, OrderNotFound, TicketNotFound, ValidationError
+from ticketing.core.errors import AlreadyClaimed, OrderNotFound, TicketNotFound
 from ticketing.core.models import Agent, Customer, Order, Ticket
 from ticketing.core.settings import var_dir
 from ticketing.desk import access, canned_replies, escalation, ownership, tickets
-from ticketing.web.api import ErrorOut, Id, body_of, errors
+from ticketing.web.api import (
+    Id,
+    InvalidInput,
+    Submitted,
+    body_of,
+    errors,
+    is_form,
+    is_htmx,
+)
 from ticketing.web.deps import Principal, desk_of, principal
 from ticketing.web.queries import ticket_page
 from ticketing.web.queries.ticket_page import CannedOut, TicketDetail, TicketOut
@@ -47,19 +55,6 @@ Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 
 # --- errors ---------------------------------------------------------------------------------------
-class InvalidInput(ValidationError):
-    """The request's fields did not validate; the message names them."""
-
-    code = "invalid_input"
-
-    def __init__(self, fields: list[str]) -> None:
-        super().__init__("invalid: " + ", ".join(fields), fields=fields)
-        self.fields = fields
-
-    def text(self, language: str = "en") -> str:
-        return ui("ticket.invalid_fields", language).format(fields=", ".join(self.fields))
-
-
 class ClaimedBy(AlreadyClaimed):
     """Somebody else claimed first; the message says who (rules §OWN-1)."""
 
@@ -73,30 +68,6 @@ class ClaimedBy(AlreadyClaimed):
         return ui("ticket.claimed_by", language).format(name=self.owner)
 
 
-# --- request bodies: JSON or a form ---------------------------------------------------------------
-async def submitted(request: Request) -> dict[str, Any]:
-    """The request body as a dict, from JSON or a form (the page's forms post here too)."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/json"):
-        try:
-            data = await request.json()
-        except ValueError:
-            raise InvalidInput(["body"]) from None
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise InvalidInput(["body"])
-        return data
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        form = await request.form()
-        return {key: value for key, value in form.items()
-                if isinstance(value, str) and key != "csrf_token"}
-    if (await request.body()).strip():
-        raise InvalidInput(["content-type"])
-    return {}
-
-
-Submitted = Annotated[dict[str, Any], Depends(submitted)]
 
 
 def parse(model: type[Model], data: dict[str, Any]) -> Model:
@@ -139,15 +110,6 @@ class ActionOut(BaseModel):
 
 
 # --- shared by the ticket, refund and customer routes ---------------------------------------------
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request", "").lower() == "true"
-
-
-def is_form(request: Request) -> bool:
-    return request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data"))
-
-
 def attachments_dir(request: Request) -> Any:
     """Where the gateway stores customers' photos: ``var/attachments/`` (``KEFU_VAR_DIR``),
     unless the process edge or a test put another directory in ``desk.extras``."""
