@@ -13,6 +13,9 @@ UI: dict[str, Text] = {
     "signed_in_as": Text("当前用户", "Signed in as"),
     "language": Text("语言", "Language"),
     "queues": Text("工单队列", "Queues"),
+    "nav.board": Text("团队看板", "Team board"),
+    "nav.reports": Text("报表", "Reports"),
+    "nav.admin": Text("管理", "Admin"),
     "not_found": Text("没有找到，或您无权查看。", "Not found, or not yours to see."),
     "error": Text("出错了", "Something went wrong"),
     "back": Text("返回", "Back"),
@@ -245,3 +248,9 @@ UI.update({
     "ticket.no_past_tickets": Text("没有其他工单。", "No other tickets."),
     "ticket.invalid_fields": Text("请检查这些内容：{fields}", "Please check: {fields}"),
 })
+
+# the managers' and admins' screens keep their words beside their own code
+from ticketing.web import texts_admin, texts_reports  # noqa: E402
+
+UI.update(texts_admin.UI)
+UI.update(texts_reports.UI)
