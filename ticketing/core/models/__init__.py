@@ -5,6 +5,7 @@ from ticketing.core.models.base import Base, UTCDateTime
 from ticketing.core.models.catalog import Product
 from ticketing.core.models.customers import ChannelIdentity, Customer, Segment
 from ticketing.core.models.desk import Agent, Availability, Role, Team, Tier
+from ticketing.core.models.facts import Alert, ConversationFact, ReplyWait, TicketFact
 from ticketing.core.models.feedback import Survey
 from ticketing.core.models.messaging import AuditLog, InboundMessage, Notification, OutboxMessage
 from ticketing.core.models.orders import (
@@ -19,6 +20,7 @@ from ticketing.core.models.orders import (
     Shipment,
     TrackingEvent,
 )
+from ticketing.core.models.policies import CannedReplyRow, DeskSetting, SlaPolicyRow
 from ticketing.core.models.presence import TicketViewer
 from ticketing.core.models.tickets import (
     Category,
@@ -34,6 +36,7 @@ from ticketing.core.models.tickets import (
 )
 
 __all__ = [
+    "Alert", "CannedReplyRow", "ConversationFact", "DeskSetting", "ReplyWait", "SlaPolicyRow", "TicketFact",
     "ACTIVE_REFUND_STATES", "Agent", "ApiToken", "DeskSession", "AuditLog", "Availability", "Base", "Category", "Channel",
     "ChannelIdentity", "Customer", "InboundMessage", "Notification", "Order", "OrderItem", "OrderState",
     "OutboxMessage", "Priority", "Product", "RefundKind", "RefundMethod", "RefundRequest",
