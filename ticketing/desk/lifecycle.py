@@ -20,6 +20,9 @@ from ticketing.core.errors import IllegalTransition, TicketNotFound
 from ticketing.core.models import Ticket, TicketEvent, TicketState
 from ticketing.core.settings import schedule_of
 from ticketing.desk import sla
+# every ticket change reaches the state machine's module: loading it turns on the listeners
+# that keep the reports' facts in step (ticketing.desk.facts)
+from ticketing.desk import facts as _facts  # noqa: F401
 
 ACTIVE_STATES = (TicketState.NEW, TicketState.OPEN, TicketState.WAITING_CUSTOMER)
 ALLOWED: dict[TicketState, frozenset[TicketState]] = {

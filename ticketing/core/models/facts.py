@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, text
+from sqlalchemy import (
+    JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing.core.clock import utcnow
@@ -87,17 +89,24 @@ class ReplyWait(Base):
 
 
 class ConversationFact(Base):
-    """One customer conversation with the assistant, for containment and handoff rates."""
+    """One conversation with the assistant, for containment and handoff rates.
+
+    A channel's conversation id lives as long as the chat does, so a *conversation* here is a
+    run of messages with no gap longer than ``ticketing.desk.facts.CONVERSATION_GAP``; the
+    first ticket opened during it is kept (``handed_off`` when the bot handed it to people).
+    """
 
     __tablename__ = "conversation_facts"
+    __table_args__ = (UniqueConstraint("conversation_id", "started_at"),)
 
-    conversation_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(160), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(index=True)
     started_day: Mapped[str] = mapped_column(String(10))
     last_message_at: Mapped[datetime] = mapped_column()
     messages: Mapped[int] = mapped_column(Integer, default=0)
-    ticket_id: Mapped[int | None] = mapped_column(Integer)  # first ticket opened from it
+    ticket_id: Mapped[int | None] = mapped_column(Integer)
     handed_off: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

@@ -52,6 +52,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('key', name=op.f('uq_canned_replies_key'))
     )
     op.create_table('conversation_facts',
+    sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('conversation_id', sa.String(length=160), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('started_at', ticketing.core.models.base.UTCDateTime(timezone=True), nullable=False),
@@ -60,9 +61,11 @@ def upgrade() -> None:
     sa.Column('messages', sa.Integer(), nullable=False),
     sa.Column('ticket_id', sa.Integer(), nullable=True),
     sa.Column('handed_off', sa.Boolean(), nullable=False),
-    sa.PrimaryKeyConstraint('conversation_id', name=op.f('pk_conversation_facts'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_conversation_facts')),
+    sa.UniqueConstraint('conversation_id', 'started_at', name=op.f('uq_conversation_facts_conversation_id'))
     )
     with op.batch_alter_table('conversation_facts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_conversation_facts_conversation_id'), ['conversation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversation_facts_started_at'), ['started_at'], unique=False)
 
     op.create_table('desk_settings',
@@ -157,6 +160,7 @@ def downgrade() -> None:
     op.drop_table('desk_settings')
     with op.batch_alter_table('conversation_facts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_conversation_facts_started_at'))
+        batch_op.drop_index(batch_op.f('ix_conversation_facts_conversation_id'))
 
     op.drop_table('conversation_facts')
     op.drop_table('canned_replies')
