@@ -1,7 +1,378 @@
-"""(being built)"""
+"""Managers' reports: the dashboard ``/reports``, the ticket list behind every number
+``/reports/tickets``, refund requests ``/reports/refunds``, CSV exports and the JSON twins.
+
+Supervisors, managers and admins read them; agents get 403 whatever they ask. The question
+(period in local days, filters, table dimension, trend grain) travels in the query string, so
+every view is a link that can be shared, bookmarked and exported. Exports are UTF-8 with a
+byte-order mark (spreadsheet programs then read Chinese correctly) and never hold a phone
+number or an address.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from markupsafe import Markup
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from ticketing.core.errors import PermissionDenied, ValidationError
+from ticketing.core.models import Category, Channel, Order, Priority, RefundRequest, Role, Segment
+from ticketing.reports import drill, metrics
+from ticketing.reports.metrics import Filters, Period
+from ticketing.shop.refunds.rules import REASON_LABELS, RefundReason
+from ticketing.web.api import errors
+from ticketing.web.deps import Desk, Principal, desk_of, principal
+from ticketing.web.queries import dashboard
+from ticketing.web.queries.dashboard import FILTER_PARAMS, Question
+from ticketing.web.texts import ui
 
 router = APIRouter()
+
+READERS = (Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
+DEFAULT_DAYS = 7
+_ENUMS = {"categories": {c.value for c in Category}, "channels": {c.value for c in Channel},
+          "segments": {s.value for s in Segment}, "priorities": {p.value for p in Priority}}
+
+
+def reader(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """Only supervisors, managers and admins read reports."""
+    if who.role not in READERS:
+        raise PermissionDenied("reports are for supervisors, managers and admins")
+    return who
+
+
+Reader = Annotated[Principal, Depends(reader)]
+
+
+# --- the question in the query string -------------------------------------------------------
+def question_of(request: Request, desk: Desk) -> Question:
+    """Period (default: the last 7 local days), filters, dimension and grain; 422 if malformed."""
+    query = request.query_params
+    zone = ZoneInfo(desk.settings.timezone)
+    today = desk.clock().astimezone(zone).date()
+    since_text, until_text = query.get("since"), query.get("until")
+    if since_text or until_text:
+        last = _day(until_text, "until") if until_text else today
+        first = _day(since_text, "since") if since_text else last - timedelta(days=DEFAULT_DAYS - 1)
+        period = Period.of_days(first, last, zone)
+    else:
+        period = Period.last_days(DEFAULT_DAYS, today=today, zone=zone)
+    values: dict[str, tuple[Any, ...]] = {}
+    for param, name in FILTER_PARAMS:
+        given = [v for v in query.getlist(param)]
+        if not given:
+            continue
+        values[name] = tuple(_filter_value(name, v) for v in given)
+    dimension = query.get("dimension") or "agent"
+    if dimension not in dashboard.TABLE_DIMENSIONS:
+        raise ValidationError(f"unknown dimension {dimension!r}", field="dimension")
+    grain = query.get("grain") or ("week" if len(period.days()) > 62 else "day")
+    if grain not in ("day", "week"):
+        raise ValidationError("grain is day or week", field="grain")
+    return Question(period, Filters(**values), dimension, grain)
+
+
+def _day(text: str, field: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{field} must be a date like 2026-03-02", field=field) from None
+
+
+def _filter_value(name: str, text: str) -> Any:
+    if text == "":
+        return None  # "unassigned": tickets without an owner or team
+    if name in ("agents", "teams", "tiers"):
+        if not text.isdigit() or len(text) > 9:
+            raise ValidationError(f"{name} takes numbers", field=name)
+        return int(text)
+    if text not in _ENUMS[name]:
+        raise ValidationError(f"unknown value {text!r} for {name}", field=name)
+    return text
+
+
+def _json_island(data: Any) -> Markup:
+    """JSON for a ``<script type="application/json">`` island, safe inside HTML."""
+    text = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+    return Markup(text.replace("&", "\\u0026"))
+
+
+# --- pages -------------------------------------------------------------------------------------
+@router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
+def dashboard_page(request: Request, who: Reader) -> Any:
+    """The dashboard: headline figures against the span before, charts, a table by one
+    dimension, contact and refund reasons, open alerts."""
+    desk = desk_of(request)
+    language = who.language
+    question = question_of(request, desk)
+    now = desk.clock()
+    with desk.unit_of_work() as session:
+        names = dashboard.Names(session, language)
+        summary = metrics.summary(session, question.period, question.filters, now=now)
+        trend, trend_csat = metrics.trend(session, question.period, question.filters,
+                                          question.grain, now=now)
+        by_category, _ = metrics.table(session, question.period, question.filters, "category",
+                                       now=now)
+        context = {
+            "language": language, "who": who, "csrf_token": who.csrf_token, "q": question,
+            "figures": dashboard.figures(summary, question, language),
+            "summary": summary,
+            "charts": {
+                "trend": _json_island(dashboard.trend_chart(question, trend, trend_csat, language)),
+                "times": _json_island(dashboard.response_chart(question, trend, language)),
+                "scores": _json_island(dashboard.scores_chart(question, summary.csat, language)),
+                "sla": _json_island(dashboard.sla_chart(question, summary.tickets, language)),
+                "reasons": _json_island(dashboard.reasons_chart(question, by_category, names,
+                                                                language)),
+            },
+            "rows": dashboard.table_rows(session, question, names, language, now=now),
+            "trend_rows": dashboard.trend_rows(question, trend, trend_csat, language),
+            "columns": dashboard.TABLE_COLUMNS,
+            "refund_reasons": dashboard.refund_reasons(session, question, language),
+            "alerts": _alerts(session, language),
+            "options": {param: names.options(param) for param, _ in FILTER_PARAMS},
+            "chosen": _chosen(question),
+            "dimensions": dashboard.TABLE_DIMENSIONS,
+        }
+    return desk.templates.TemplateResponse(request, "reports.html", context)
+
+
+def _chosen(question: Question) -> dict[str, set[str]]:
+    return {param: {"" if v is None else str(v) for v in getattr(question.filters, name)}
+            for param, name in FILTER_PARAMS}
+
+
+def _alerts(session: Any, language: str) -> list[dict[str, str]]:
+    """Open alerts, newest first, each with the link to what it is about."""
+    try:
+        from ticketing.reports import alerts
+    except ImportError:  # pragma: no cover - the module ships with the reports
+        return []
+    return [{"text": alerts.describe(a, language), "link": alerts.alert_links(a),
+             "kind": a.kind} for a in alerts.open_alerts(session, limit=20)]
+
+
+@router.get("/reports/tickets", response_class=HTMLResponse, include_in_schema=False)
+def drill_page(request: Request, who: Reader) -> Any:
+    """The tickets behind one figure, 50 a page, newest first, with the export link."""
+    desk = desk_of(request)
+    question = question_of(request, desk)
+    metric = request.query_params.get("metric") or "tickets"
+    page = _page(request)
+    now = desk.clock()
+    with desk.unit_of_work() as session:
+        lines, total = drill.tickets(session, metric, question.period, question.filters,
+                                     now=now, page=page)
+        names = dashboard.Names(session, who.language)
+    context = {
+        "language": who.language, "who": who, "csrf_token": who.csrf_token, "q": question,
+        "metric": metric, "drill": drill.drill_of(metric), "lines": lines, "total": total,
+        "page": page, "pages": max(1, -(-total // drill.PAGE_SIZE)), "names": names,
+        "now": now, "timezone": desk.settings.timezone, "span": dashboard.span,
+        "filters": _filter_labels(question, names),
+    }
+    return desk.templates.TemplateResponse(request, "report_tickets.html", context)
+
+
+def _page(request: Request) -> int:
+    text = request.query_params.get("page") or "1"
+    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+        raise ValidationError("page must be a positive number", field="page")
+    return int(text)
+
+
+def _filter_labels(question: Question, names: dashboard.Names) -> list[str]:
+    labels = []
+    for param, name in FILTER_PARAMS:
+        for value in getattr(question.filters, name):
+            labels.append(names.of(param, value))
+    return labels
+
+
+@router.get("/reports/refunds", response_class=HTMLResponse, include_in_schema=False)
+def refunds_page(request: Request, who: Reader) -> Any:
+    """Refund requests in the period, by reason, product category, product or customer: what a
+    refund alert or a refund reason links to."""
+    desk = desk_of(request)
+    question = question_of(request, desk)
+    query = request.query_params
+    with desk.unit_of_work() as session:
+        rows = _refunds(session, question, query)
+    context = {"language": who.language, "who": who, "csrf_token": who.csrf_token,
+               "q": question, "rows": rows, "timezone": desk.settings.timezone}
+    return desk.templates.TemplateResponse(request, "report_refunds.html", context)
+
+
+def _refunds(session: Any, question: Question, query: Any) -> list[dict[str, Any]]:
+    from ticketing.core.models import OrderItem, Product
+
+    stmt = (select(RefundRequest, Order.number)
+            .join(Order, Order.id == RefundRequest.order_id)
+            .where(RefundRequest.created_at >= question.period.since,
+                   RefundRequest.created_at < question.period.until)
+            .order_by(RefundRequest.created_at.desc()).limit(500))
+    reason = query.get("reason")
+    if reason:
+        if reason not in {r.value for r in RefundReason}:
+            raise ValidationError(f"unknown refund reason {reason!r}", field="reason")
+        stmt = stmt.where(RefundRequest.reason == reason)
+    for name, column in (("customer", RefundRequest.customer_id), ("product", None)):
+        text = query.get(name)
+        if text is None:
+            continue
+        if not text.isdigit():
+            raise ValidationError(f"{name} takes a number", field=name)
+        if column is not None:
+            stmt = stmt.where(column == int(text))
+        else:
+            stmt = stmt.where(RefundRequest.order_id.in_(
+                select(OrderItem.order_id).where(OrderItem.product_id == int(text))))
+    category = query.get("category")
+    if category:
+        stmt = stmt.where(RefundRequest.order_id.in_(
+            select(OrderItem.order_id).join(Product, Product.id == OrderItem.product_id)
+            .where(Product.category == category[:40])))
+    rows = []
+    for refund, number in session.execute(stmt):
+        try:
+            label = REASON_LABELS[RefundReason(refund.reason)]
+        except ValueError:
+            label = None
+        rows.append({"refund": refund, "order": number, "reason": label,
+                     "amount": f"{(refund.amount_cents or 0) / 100:,.2f}"})
+    return rows
+
+
+# --- exports -----------------------------------------------------------------------------------
+TICKET_COLUMNS = ("number", "customer_segment", "channel", "category", "priority", "tier",
+                  "owner", "team", "created", "first_response", "first_response_minutes",
+                  "solved", "sla_first_response", "sla_next_response", "sla_resolution", "csat",
+                  "comment", "refund_reason")
+
+
+def _csv(rows: Iterator[list[Any]], filename: str) -> StreamingResponse:
+    def lines() -> Iterator[str]:
+        yield "\ufeff"
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in row])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/reports/export/tickets.csv", tags=["reports"], responses=errors(403, 422),
+            response_class=StreamingResponse)
+def export_tickets(request: Request, who: Reader) -> StreamingResponse:
+    """One row per ticket behind ``metric`` (default: every ticket of the period)."""
+    desk = desk_of(request)
+    question = question_of(request, desk)
+    metric = request.query_params.get("metric") or "tickets"
+    drill.drill_of(metric)
+    now, zone, language = desk.clock(), desk.settings.timezone, who.language
+
+    def rows() -> Iterator[list[Any]]:
+        yield list(TICKET_COLUMNS)
+        with desk.unit_of_work() as session:
+            for line in drill.all_tickets(session, metric, question.period, question.filters,
+                                          now=now):
+                yield _ticket_row(line, now=now, zone=zone, language=language)
+
+    return _csv(rows(), f"kefu-tickets-{question.period.first}-{question.period.last}.csv")
+
+
+def _ticket_row(line: drill.TicketLine, *, now: datetime, zone: str, language: str) -> list[Any]:
+    tz = ZoneInfo(zone)
+
+    def moment(at: datetime | None) -> str | None:
+        return None if at is None else at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+    reason = None
+    if line.refund_reason:
+        try:
+            reason = REASON_LABELS[RefundReason(line.refund_reason)].get(language)
+        except ValueError:
+            reason = line.refund_reason
+    return [line.number, line.segment, line.channel, line.category, line.priority, line.tier,
+            line.owner, line.team_zh if language == "zh" else line.team_en,
+            moment(line.created_at), moment(line.first_response_at),
+            None if line.first_response_s is None else round(line.first_response_s / 60, 1),
+            moment(line.last_solved_at),
+            *(line.sla_outcome(t, now) for t in metrics.SLA_TARGETS),
+            line.csat_score, line.comment, reason]
+
+
+@router.get("/reports/export/table.csv", tags=["reports"], responses=errors(403, 422),
+            response_class=StreamingResponse)
+def export_table(request: Request, who: Reader) -> StreamingResponse:
+    """The dashboard's table by ``dimension`` (agent, team, category, channel, tier...)."""
+    desk = desk_of(request)
+    question = question_of(request, desk)
+    with desk.unit_of_work() as session:
+        names = dashboard.Names(session, who.language)
+        rows = dashboard.table_rows(session, question, names, who.language, now=desk.clock())
+    return _table_csv(rows, question.dimension, question, who.language)
+
+
+@router.get("/reports/export/trend.csv", tags=["reports"], responses=errors(403, 422),
+            response_class=StreamingResponse)
+def export_trend(request: Request, who: Reader) -> StreamingResponse:
+    """The same columns per day or ISO week (``grain``)."""
+    desk = desk_of(request)
+    question = question_of(request, desk)
+    with desk.unit_of_work() as session:
+        trend, trend_csat = metrics.trend(session, question.period, question.filters,
+                                          question.grain, now=desk.clock())
+    rows = dashboard.trend_rows(question, trend, trend_csat, who.language)
+    return _table_csv(rows, question.grain, question, who.language)
+
+
+def _table_csv(rows: list[dashboard.Row], by: str, question: Question,
+               language: str) -> StreamingResponse:
+    header = [ui(f"report.dimension.{by}", language)] + [
+        ui(f"report.column.{c}", language) for c in dashboard.TABLE_COLUMNS]
+    body = [[row.label] + [cell.text for cell in row.cells] for row in rows]
+    return _csv(iter([header, *body]),
+                f"kefu-{by}-{question.period.first}-{question.period.last}.csv")
+
+
+# --- JSON --------------------------------------------------------------------------------------
+class FigureOut(BaseModel):
+    key: str
+    label: str
+    value: str
+    n: int | None
+    before: str
+    link: str | None
+
+
+class SummaryOut(BaseModel):
+    since: date
+    until: date
+    figures: list[FigureOut]
+
+
+@router.get("/api/v1/reports/summary", response_model=SummaryOut, tags=["reports"],
+            responses=errors(403, 422))
+def summary_api(request: Request, who: Reader) -> SummaryOut:
+    """The dashboard's headline figures (same query string as ``/reports``)."""
+    desk = desk_of(request)
+    question = question_of(request, desk)
+    with desk.unit_of_work() as session:
+        summary = metrics.summary(session, question.period, question.filters, now=desk.clock())
+    return SummaryOut(since=question.period.first, until=question.period.last, figures=[
+        FigureOut(key=f.key, label=f.label, value=f.value, n=f.n, before=f.before, link=f.link)
+        for f in dashboard.figures(summary, question, who.language)])
