@@ -11,6 +11,7 @@ them; writes are upserts, so two processes refreshing one ticket at once cannot 
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -418,3 +419,24 @@ def _span(start: datetime, end: datetime | None) -> float | None:
 def _business(calendar: business_hours.Calendar, start: datetime,
               end: datetime | None) -> float | None:
     return None if end is None else calendar.business_seconds_between(start, max(start, end))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ticketing.desk.facts rebuild|backfill``: recompute the reports' facts."""
+    from ticketing.core.db import make_engine, make_session_factory
+    from ticketing.core.settings import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m ticketing.desk.facts")
+    parser.add_argument("command", choices=("rebuild", "backfill"),
+                        help="rebuild: every ticket (after changing the time zone or business "
+                             "hours); backfill: only tickets without facts")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    factory = make_session_factory(make_engine(settings.database_url), schedule=settings.schedule)
+    done = rebuild(factory) if args.command == "rebuild" else backfill(factory)
+    print(f"facts: {done} tickets recomputed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -8,7 +8,7 @@ import uvicorn
 
 from ticketing.core.db import make_engine, make_session_factory
 from ticketing.core.settings import load_settings
-from ticketing.desk import live_events, timer_index
+from ticketing.desk import facts, live_events, timer_index
 from ticketing.web.app import create_app
 
 
@@ -17,6 +17,9 @@ def main() -> None:
     settings = load_settings()
     session_factory = make_session_factory(make_engine(settings.database_url),
                                            schedule=settings.schedule)
+    filled = facts.backfill(session_factory)  # a database older than the reports' facts
+    if filled:
+        logging.getLogger(__name__).info("reports: facts computed for %d tickets", filled)
     redis_client = None
     if settings.redis_url:
         import redis
