@@ -48,6 +48,8 @@ def services() -> list[Service]:
     gateway = GatewaySettings.from_environ()
     return [
         Service("sla-worker", [py, "-m", "ticketing.desk.worker"], "background (no port)"),
+        Service("alerts", [py, "-m", "ticketing.reports.jobs"],
+                "background (no port), every 15 min"),
         Service("actions", assistant.action_server_argv(rasa, py), rasa.action_url,
                 env=assistant.action_env(), ready_url=f"http://127.0.0.1:{rasa.action_port}/health"),
         Service("rasa", assistant.rasa_server_argv(rasa), f"{rasa.rasa_url}/webhooks/rest/webhook",

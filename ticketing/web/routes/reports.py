@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from ticketing.core.errors import PermissionDenied, ValidationError
 from ticketing.core.models import Category, Channel, Order, Priority, RefundRequest, Role, Segment
-from ticketing.reports import drill, metrics
+from ticketing.reports import alerts, drill, metrics
 from ticketing.reports.metrics import Filters, Period
 from ticketing.shop.refunds.rules import REASON_LABELS, RefundReason
 from ticketing.web.api import errors
@@ -153,10 +153,6 @@ def _chosen(question: Question) -> dict[str, set[str]]:
 
 def _alerts(session: Any, language: str) -> list[dict[str, str]]:
     """Open alerts, newest first, each with the link to what it is about."""
-    try:
-        from ticketing.reports import alerts
-    except ImportError:  # pragma: no cover - the module ships with the reports
-        return []
     return [{"text": alerts.describe(a, language), "link": alerts.alert_links(a),
              "kind": a.kind} for a in alerts.open_alerts(session, limit=20)]
 
