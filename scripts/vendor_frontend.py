@@ -12,7 +12,11 @@ Fetching runs ``npm pack <package>@<version>`` into a temporary folder (npm is t
 that talks to the registry), checks the tarball against the integrity the registry declares
 (``npm view <package>@<version> dist.integrity``) and, when VENDOR.json already pins that
 version, against the recorded integrity too: a republished tarball is refused, never copied.
-Only the files listed in :data:`PACKAGES` are extracted, each with its licence text.
+Only the files listed in :data:`PACKAGES` are extracted, each with its licence text (and its
+NOTICE, which Apache-2.0 requires to be kept). A file built from several packages (ECharts'
+``echarts.min.js`` embeds zrender and tslib) names them in ``bundles``: their licences are
+vendored from their own pinned packages, whose versions must be the exact versions the bundling
+package depends on, and VENDOR.json records the bundled versions next to the file.
 To move to a new version, change it in :data:`PACKAGES` and run the script without ``--check``.
 """
 
@@ -41,6 +45,8 @@ class Package:
     files: dict[str, str]  # path inside the tarball (under package/) -> file name in vendor/
     # the SPDX id read off the shipped LICENSE file, for a package.json that declares none
     license_from_file: str | None = None
+    # packages compiled into this package's files (their licences come from their own entries)
+    bundles: tuple[str, ...] = ()
 
 
 PACKAGES = (
@@ -50,7 +56,16 @@ PACKAGES = (
     Package("htmx-ext-sse", "2.2.4",
             {"dist/sse.min.js": "htmx-ext-sse.min.js", "LICENSE": "htmx-ext-sse.LICENSE"},
             license_from_file="0BSD"),
+    # the reports' charts; echarts.min.js is the full build (the ZH and EN locales are built in)
+    Package("echarts", "6.1.0",
+            {"dist/echarts.min.js": "echarts.min.js", "LICENSE": "echarts.LICENSE",
+             "NOTICE": "echarts.NOTICE", "licenses/LICENSE-d3": "echarts.LICENSE-d3"},
+            bundles=("zrender", "tslib")),
+    # compiled into echarts.min.js: only their licence texts are vendored
+    Package("zrender", "6.1.0", {"LICENSE": "zrender.LICENSE"}),
+    Package("tslib", "2.3.0", {"LICENSE.txt": "tslib.LICENSE"}),
 )
+PINNED = {p.name: p.version for p in PACKAGES}
 
 
 class VendorError(Exception):
@@ -97,6 +112,12 @@ def check(vendor_dir: Path = VENDOR_DIR) -> list[str]:
     recorded = {(e.get("package"), e.get("version"), n) for n, e in files.items()}
     for package, version, name in sorted(pinned - recorded):
         problems.append(f"{name}: {package}@{version} is pinned here but not recorded")
+    versions = {(e.get("package"), e.get("version")) for e in files.values()}
+    for name, entry in sorted(files.items()):
+        for package, version in sorted(entry.get("bundles", {}).items()):
+            if (package, version) not in versions:
+                problems.append(f"{name}: bundles {package}@{version}, whose licence "
+                                f"is not recorded")
     for name in sorted(p.name for p in vendor_dir.iterdir()
                        if p.is_file() and p.name != MANIFEST and p.name not in files):
         problems.append(f"{name}: in vendor/ but not in {MANIFEST}")
@@ -150,6 +171,19 @@ def _license(package: Package, meta: dict) -> tuple[str, str]:
     raise VendorError(f"{package.name}@{package.version} declares no licence")
 
 
+def _bundled(package: Package, meta: dict) -> dict[str, str]:
+    """The exact versions of the packages compiled into ``package``'s files, which must be the
+    versions pinned here (else the vendored licence texts would be another release's)."""
+    depends = meta.get("dependencies") or {}
+    found = {}
+    for name in package.bundles:
+        if depends.get(name) != PINNED.get(name):
+            raise VendorError(f"{package.name}@{package.version} bundles {name}@"
+                              f"{depends.get(name)}, but {name}@{PINNED.get(name)} is pinned")
+        found[name] = depends[name]
+    return found
+
+
 def vendor(vendor_dir: Path = VENDOR_DIR, *, fetch=fetch_tarball) -> dict:
     """Fetch every pinned package, verify it and write its files and VENDOR.json."""
     previous = read_manifest(vendor_dir).get("files", {})
@@ -174,6 +208,7 @@ def vendor(vendor_dir: Path = VENDOR_DIR, *, fetch=fetch_tarball) -> dict:
                 raise VendorError(f"tarball is {meta.get('name')}@{meta.get('version')}, "
                                   f"not {package.name}@{package.version}")
             license, license_source = _license(package, meta)
+            bundled = _bundled(package, meta)
             for inner, target in package.files.items():
                 outputs[target] = files[target]
                 manifest[target] = {
@@ -184,6 +219,7 @@ def vendor(vendor_dir: Path = VENDOR_DIR, *, fetch=fetch_tarball) -> dict:
                     "integrity": actual,
                     "source": f"{package.name}@{package.version}/{inner}",
                     "sha256": sha256_of(files[target]),
+                    **({"bundles": bundled} if bundled else {}),
                 }
     vendor_dir.mkdir(parents=True, exist_ok=True)
     for name in previous:

@@ -20,11 +20,16 @@ def test_the_committed_files_match_their_manifest(capsys) -> None:
     assert vf.check() == []
     assert vf.main(["--check"]) == 0
     manifest = vf.read_manifest()["files"]
-    assert {"htmx.min.js", "htmx-ext-sse.min.js"} <= set(manifest)
+    assert {"htmx.min.js", "htmx-ext-sse.min.js", "echarts.min.js"} <= set(manifest)
+    licenses = {"htmx.org": "0BSD", "htmx-ext-sse": "0BSD", "echarts": "Apache-2.0",
+                "zrender": "BSD-3-Clause", "tslib": "0BSD"}
     for name, entry in manifest.items():
         assert entry["integrity"].startswith("sha512-") and len(entry["sha256"]) == 64
-        assert entry["license"] == "0BSD"
+        assert entry["license"] == licenses[entry["package"]]
     assert {e["version"] for e in manifest.values() if e["package"] == "htmx.org"} == {"2.0.11"}
+    # Apache-2.0 asks for the NOTICE; the bundled zrender (BSD-3-Clause) for its licence text
+    assert {"echarts.LICENSE", "echarts.NOTICE", "zrender.LICENSE"} <= set(manifest)
+    assert manifest["echarts.min.js"]["bundles"] == {"zrender": "6.1.0", "tslib": "2.3.0"}
 
 
 @pytest.fixture
@@ -48,7 +53,8 @@ def test_check_fails_on_a_changed_missing_or_unrecorded_file(copy: Path, capsys)
 def _tarball(package: vf.Package, *, tamper: bool = False) -> bytes:
     """The package as the registry would serve it, rebuilt from the committed files."""
     buffer = io.BytesIO()
-    meta = {"name": package.name, "version": package.version}
+    meta = {"name": package.name, "version": package.version,
+            "dependencies": {name: vf.PINNED[name] for name in package.bundles}}
     if package.license_from_file is None:
         meta["license"] = "0BSD"
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
@@ -95,3 +101,35 @@ def test_a_version_republished_since_it_was_vendored_is_refused(copy: Path) -> N
     with pytest.raises(vf.VendorError, match="changed since it was vendored"):
         vf.vendor(copy, fetch=republished)
     assert (copy / "htmx.min.js").read_bytes() == before
+
+
+def test_a_bundled_package_pinned_at_another_version_is_refused(tmp_path: Path) -> None:
+    def older_zrender(package, _workdir):
+        data = _tarball(package)
+        if package.name == "echarts":
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=io.BytesIO(data)) as src, \
+                    tarfile.open(fileobj=buffer, mode="w:gz") as dst:
+                for member in src.getmembers():
+                    content = src.extractfile(member).read()
+                    if member.name == "package/package.json":
+                        meta = json.loads(content)
+                        meta["dependencies"]["zrender"] = "5.6.1"
+                        content = json.dumps(meta).encode()
+                        member.size = len(content)
+                    dst.addfile(member, io.BytesIO(content))
+            data = buffer.getvalue()
+        return data, vf.integrity_of(data)
+
+    with pytest.raises(vf.VendorError, match="bundles zrender@5.6.1, but zrender@6.1.0 is pinned"):
+        vf.vendor(tmp_path / "x", fetch=older_zrender)
+
+
+def test_check_fails_when_a_bundled_licence_is_not_recorded(copy: Path, capsys) -> None:
+    manifest = json.loads((copy / vf.MANIFEST).read_text(encoding="utf-8"))
+    del manifest["files"]["zrender.LICENSE"]
+    (copy / vf.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    (copy / "zrender.LICENSE").unlink()
+    assert vf.main(["--check", "--dir", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert "echarts.min.js: bundles zrender@6.1.0, whose licence is not recorded" in err
