@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ticketing.shop import customers as customer_service
 from ticketing.core import passwords
+from ticketing.demo import conversations as demo_conversations
 from ticketing.demo import tickets as demo_tickets
 from ticketing.core.clock import utcnow
 from ticketing.demo.catalog import (
@@ -75,11 +76,13 @@ def load(
     session.flush()
     desk = demo_tickets.build(session, rng=rng, now=now, people=[p.customer for p in people],
                               agents=agents)
+    chats = demo_conversations.build(session, rng=rng, now=now)
     return {
         "products": len(products), "customers": len(people), "orders": builder.orders,
         "shipments": builder.shipments, "tracking_events": builder.events,
         "refunds": builder.refunds, "teams": len(teams), "agents": len(agents),
         "identities": identities, "tickets": desk.tickets, "surveys": desk.surveys,
+        "conversations": chats,
     }
 
 

@@ -161,3 +161,16 @@ def test_same_seed_same_numbers_across_backends(loaded, session, tmp_path) -> No
     with make_session_factory(engine)() as s:
         assert list(s.scalars(select(Order.number).order_by(Order.id))) == here
     engine.dispose()
+
+
+def test_the_managers_dashboard_has_a_week_to_show(loaded, session) -> None:
+    """Conversations (most contained by the bot), tickets and ratings in the last 7 days."""
+    from ticketing.reports import metrics
+
+    session.commit()  # the reports' facts follow at commit
+    period = metrics.Period.last_days(7, today=NOW.date(), zone="Asia/Shanghai")
+    got = metrics.summary(session, period, metrics.Filters(), now=NOW)
+    assert got.tickets.tickets > 10 and got.csat.responses > 3
+    chats = got.conversations
+    assert chats.conversations > 30 and 0 < chats.handed_off < chats.conversations
+    assert 50 < (chats.containment_pct or 0) < 100
