@@ -204,3 +204,54 @@ def live_log(page: Page) -> str:
     except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure
         return f"(no live log: {exc})"
     return "\n".join(lines) or "(nothing received live)"
+
+
+def solve_ticket(database_url: str, *, ticket_id: int, login: str, reply: str,
+                 resolution: str) -> None:
+    """Claim, answer and solve a ticket through the desk services as ``login`` (the survey goes
+    out to the customer's chat)."""
+    from sqlalchemy import select
+
+    from ticketing.core.models import Agent
+    from ticketing.desk import ownership, tickets
+
+    engine, factory = _factory(database_url)
+    try:
+        with factory.begin() as session:
+            agent_id = session.scalars(select(Agent.id).where(Agent.login == login)).one()
+            ownership.claim(session, ticket_id=ticket_id, agent_id=agent_id)
+            tickets.agent_reply(session, ticket_id=ticket_id, agent_id=agent_id, body=reply)
+            tickets.solve(session, ticket_id=ticket_id, agent_id=agent_id, resolution=resolution)
+    finally:
+        engine.dispose()
+
+
+def survey_of(database_url: str, ticket_id: int) -> tuple[int | None, str | None]:
+    """The ticket's survey score and comment, read fresh."""
+    from ticketing.desk import csat
+
+    engine, factory = _factory(database_url)
+    try:
+        with factory() as session:
+            survey = csat.survey_for_ticket(session, ticket_id=ticket_id)
+            return (survey.score, survey.comment) if survey is not None else (None, None)
+    finally:
+        engine.dispose()
+
+
+def customer_phone(env: dict[str, str], customer_id: int) -> str:
+    """The customer's phone in clear (to prove an export does not contain it); ``env`` is the
+    stack's environment (its PII key)."""
+    from ticketing.core.models import Customer
+    from ticketing.core.pii import PiiCipher
+    from ticketing.core.settings import load_settings
+
+    settings = load_settings(env)
+    key = settings.pii_key
+    engine, factory = _factory(settings.database_url)
+    try:
+        with factory() as session:
+            customer = session.get(Customer, customer_id)
+            return PiiCipher(key).decrypt(customer.phone_enc, field="phone")
+    finally:
+        engine.dispose()

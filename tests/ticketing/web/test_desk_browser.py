@@ -15,6 +15,8 @@ ticket) and desk-ticket.png (the ticket page after the customer's answer); every
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import time
 from collections.abc import Iterator
@@ -33,11 +35,14 @@ from tests.ticketing.web.desk_stack import (
     DEMO_PASSWORD,
     DeskWebProcess,
     agent_name,
+    customer_phone,
     fresh_customers,
     live_log,
     open_ticket,
     record_live,
     screenshots_on_failure,
+    solve_ticket,
+    survey_of,
     ticket_facts,
 )
 
@@ -50,6 +55,7 @@ STEP_MS = 30_000  # a page load, a desk action's answer
 LIVE_MS = 10_000  # a live update: the requirement is 2 s; the delays are printed
 AGENT, RIVAL = "xiaomei", "lucy"  # both L1 frontline: they see the team's unclaimed L1 tickets
 LIVE_ON = re.compile(r"\bon\b")
+PHONE_LIKE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")  # a mainland mobile number
 
 
 # --- the stack: one per module, stopped before other modules start theirs ------------------------
@@ -90,7 +96,7 @@ def desk(stack: LiveAssistant) -> Iterator[Desk]:
 
 @pytest.fixture(scope="module")
 def customers(stack: LiveAssistant) -> list[tuple[int, str]]:
-    return fresh_customers(stack.database_url, 2)
+    return fresh_customers(stack.database_url, 3)
 
 
 @pytest.fixture(scope="module")
@@ -345,3 +351,71 @@ def test_two_agents_claim_at_once_one_wins_the_other_is_told_who(
     told = live(lost, lost.locator("#ticket-head").filter(has_text=names[winner]), desk_web,
                 "the loser's header does not name the owner")
     report(capsys, f"the loser's header named the owner {told:.2f}s after the 409 arrived")
+
+
+# --- the manager: a rating just given, on the dashboard, drilled into and exported -------------
+def figure(page: Page, key: str) -> tuple[str, int]:
+    """A dashboard figure's value and sample size ``n``."""
+    box = page.locator(f".figure[data-key='{key}']")
+    n = re.search(r"n=(\d+)", box.locator(".figure-meta").inner_text())
+    return box.locator(".figure-value").inner_text().strip(), int(n.group(1)) if n else 0
+
+
+@screenshots_on_failure
+def test_a_manager_sees_a_fresh_rating_drills_into_it_and_exports_it(
+        *, page: Page, widget: Page, gateway: GatewayProcess, desk_web: DeskWebProcess,
+        stack: LiveAssistant, customers: list[tuple[int, str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    customer_id, customer_name = customers[2]
+    ticket_id, number = open_ticket(stack.database_url, customer_id=customer_id,
+                                    text="我要找人工客服，快递一直没到")
+    sign_in(page, desk_web, "manager", "/reports")
+    _, rated_before = figure(page, "csat")
+
+    # the customer has the widget open; the ticket is solved; the survey comes; 2 stars
+    widget.goto(f"{gateway.url}/?customer={customer_id}&lang=zh")
+    expect(widget.locator("body")).to_contain_text(customer_name, timeout=STEP_MS)
+    widget.locator(".kefu-launcher").click()
+    expect(widget.locator(".kefu-root")).to_have_attribute("data-connected", "true",
+                                                           timeout=STEP_MS)
+    solve_ticket(stack.database_url, ticket_id=ticket_id, login=AGENT,
+                 reply="已联系快递，明天送达", resolution="已催快递，明天送达")
+    buttons = out(widget).last.locator("button.kefu-button:not([disabled])")
+    expect(buttons).to_have_count(5, timeout=ANSWER_MS)
+    buttons.nth(1).click()
+    wait_until(lambda: survey_of(stack.database_url, ticket_id)[0] == 2,
+               "the score was not recorded", ANSWER_MS)
+    expect(out(widget).last).to_be_visible(timeout=ANSWER_MS)
+    send(widget, "回复太慢了，等了两天")
+    wait_until(lambda: survey_of(stack.database_url, ticket_id)[1] is not None,
+               "the comment was not recorded", ANSWER_MS)
+
+    # the dashboard counts it at once; its figure drills down to the ticket
+    page.reload()
+    value, rated_after = figure(page, "csat")
+    assert rated_after == rated_before + 1, (rated_before, rated_after, value)
+    save(page, "reports-dashboard.png")
+    page.locator(".figure[data-key='csat'] .figure-value a").click()
+    expect(page.locator("h1")).to_contain_text("已回复的评价", timeout=STEP_MS)
+    row = page.locator("table.drill tr", has=page.locator(f"a:text-is('{number}')"))
+    expect(row).to_contain_text("回复太慢了", timeout=STEP_MS)
+    page.goto(f"{desk_web.url}/reports/tickets?metric=csat_low")
+    expect(page.locator("table.drill")).to_contain_text(number, timeout=STEP_MS)
+    save(page, "reports-drill.png")
+
+    # the CSV of that list: a byte-order mark, the columns, the rating, no phone
+    with page.expect_download(timeout=STEP_MS) as download:
+        page.locator("a.export").first.click()
+    raw = Path(download.value.path()).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0][:4] == ["number", "customer_segment", "channel", "category"], rows[0]
+    mine = next(dict(zip(rows[0], r)) for r in rows[1:] if r[0] == number)
+    assert (mine["csat"], mine["comment"]) == ("2", "回复太慢了，等了两天"), mine
+    phone = customer_phone(stack.env, customer_id)
+    assert phone not in raw.decode("utf-8-sig") and not PHONE_LIKE.search(raw.decode()), phone
+
+    page.locator(f"table.drill a:text-is('{number}')").click()
+    expect(page.locator("#ticket-head")).to_contain_text(number, timeout=STEP_MS)
+    report(capsys, f"rating 2 on {number}: on the dashboard (n {rated_before} → {rated_after}), "
+                   f"in the low-score list and in the CSV")
