@@ -320,6 +320,16 @@ def summary(session: Session, period: Period, filters: Filters, *, now: datetime
     )
 
 
+def counts(session: Session, period: Period, filters: Filters, dimension: str, *,
+           now: datetime) -> dict[Any, TicketStats]:
+    """Ticket counts and SLA outcomes per dimension, without durations (contact reasons)."""
+    if dimension not in DIMENSIONS:
+        raise ValidationError(f"unknown dimension {dimension!r}", field="dimension")
+    window = (TicketFact.created_at >= period.since, TicketFact.created_at < period.until)
+    return ticket_stats(session, _DIMENSION_COLUMNS[dimension][0], window, filters, now=now,
+                        durations=False)
+
+
 def table(session: Session, period: Period, filters: Filters, dimension: str, *,
           now: datetime) -> tuple[dict[Any, TicketStats], dict[Any, CsatStats]]:
     """Ticket and satisfaction figures per agent, team, category, channel, tier, segment or
@@ -357,8 +367,10 @@ def buckets(period: Period, grain: str) -> list[str]:
 
 def ticket_stats(session: Session, key: Any, window: Iterable[ColumnElement[bool]],
                  filters: Filters, *, now: datetime,
-                 rekey: Callable[[Any], Any] | None = None) -> dict[Any, TicketStats]:
-    """Counts, SLA outcomes and durations of the tickets in ``window``, grouped by ``key``."""
+                 rekey: Callable[[Any], Any] | None = None,
+                 durations: bool = True) -> dict[Any, TicketStats]:
+    """Counts, SLA outcomes and (unless ``durations`` is False) durations of the tickets in
+    ``window``, grouped by ``key``."""
     where = [*window, *filters.tickets()]
     k = key.label("k")
     columns = [k, func.count(), _count(TicketFact.escalated > 0),
@@ -377,13 +389,15 @@ def ticket_stats(session: Session, key: Any, window: Iterable[ColumnElement[bool
         for i, target in enumerate(SLA_TARGETS):
             one.sla[target] = [row[7 + 2 * i] or 0, row[8 + 2 * i] or 0]
         _merge(stats[_key(row[0], rekey)], one)
-    durations = _distributions(
+    if not durations:
+        return dict(stats)
+    spans = _distributions(
         session, key, where, {name: column for name, column in DURATIONS.items()}, rekey)
     waits = _distributions(
         session, key, [*where, ReplyWait.seq > 0, ReplyWait.seconds.is_not(None)],
         {"next_response": ReplyWait.seconds, "next_response_bh": ReplyWait.business_seconds},
         rekey, join=True)
-    for group, values in (*durations.items(), *waits.items()):
+    for group, values in (*spans.items(), *waits.items()):
         stats[group].durations.update(values)
     return dict(stats)
 
@@ -555,6 +569,6 @@ def _zone(zone: str | tzinfo) -> tzinfo:
 __all__ = [
     "DIMENSIONS", "DURATIONS", "METRICS", "SLA_TARGETS", "ConversationStats", "CsatStats",
     "Distribution", "Filters", "Metric", "Period", "Summary", "TicketStats", "breach_clause",
-    "breached_now", "buckets", "csat_stats", "distribution", "late_clause", "met_clause",
+    "breached_now", "buckets", "counts", "csat_stats", "distribution", "late_clause", "met_clause",
     "percentile", "summary", "table", "ticket_stats", "trend",
 ]

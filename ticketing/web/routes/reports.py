@@ -120,8 +120,8 @@ def dashboard_page(request: Request, who: Reader) -> Any:
         summary = metrics.summary(session, question.period, question.filters, now=now)
         trend, trend_csat = metrics.trend(session, question.period, question.filters,
                                           question.grain, now=now)
-        by_category, _ = metrics.table(session, question.period, question.filters, "category",
-                                       now=now)
+        by_category = metrics.counts(session, question.period, question.filters, "category",
+                                     now=now)
         context = {
             "language": language, "who": who, "csrf_token": who.csrf_token, "q": question,
             "figures": dashboard.figures(summary, question, language),
