@@ -6,6 +6,8 @@
 - A session is a random token in an HttpOnly cookie; the database keeps its SHA-256, its CSRF
   token and its expiry, so every desk process knows it and a sign-out ends it everywhere.
 - API tokens for scripts are shown once and stored hashed, with scopes.
+- A deactivated agent (``Agent.active`` False, ``ticketing.desk.directory``) cannot sign in, and
+  their sessions and tokens are refused: the refusal is audited like a locked account's.
 
 The lockout counts live in the database (the account's row, the audit log for addresses), so
 several desk processes enforce one limit.
@@ -106,6 +108,11 @@ def sign_in(
         audit.record(session, action=SIGNIN_REFUSED, actor_type="agent", actor_id=agent.id,
                      ip=ip, now=now, details={**details, "why": "account locked"})
         raise AccountLocked(agent_id=agent.id)
+    if agent is not None and not agent.active:
+        verify_password(password or "x", _DUMMY_HASH)  # as long as a wrong password takes
+        audit.record(session, action=SIGNIN_REFUSED, actor_type="agent", actor_id=agent.id,
+                     ip=ip, now=now, details={**details, "why": "deactivated"})
+        raise AuthenticationFailed()
     if agent is None or not verify_password(password, agent.password_hash or _DUMMY_HASH) \
             or agent.password_hash is None:
         if agent is None:
@@ -138,11 +145,14 @@ def sign_in(
 
 def session_for(session: Session, *, token: str | None, now: datetime | None = None
                 ) -> DeskSession:
-    """The live session of a cookie token; unknown, expired or ended = AuthenticationFailed."""
+    """The live session of a cookie token; unknown, expired, ended or a deactivated agent's =
+    AuthenticationFailed."""
     now = now or utcnow()
     if not token:
         raise AuthenticationFailed()
-    found = session.scalar(select(DeskSession).where(DeskSession.token_hash == token_hash(token)))
+    found = session.scalar(
+        select(DeskSession).join(Agent, Agent.id == DeskSession.agent_id)
+        .where(DeskSession.token_hash == token_hash(token), Agent.active.is_(True)))
     if found is None or found.revoked_at is not None or aware(found.expires_at) <= now:
         raise AuthenticationFailed()
     return found
@@ -212,6 +222,9 @@ def token_for(session: Session, *, secret: str | None, scope: str,
         raise AuthenticationFailed()
     if scope not in (token.scopes or []):
         raise AuthenticationFailed("token lacks scope", scope=scope)
+    owner = session.get(Agent, token.agent_id)
+    if owner is None or not owner.active:
+        raise AuthenticationFailed("the token's agent is deactivated")
     token.last_used_at = now
     return token
 

@@ -8,6 +8,11 @@ hand (``[订单号]`` / ``[order number]``), and an unknown placeholder is left 
 canned reply never fails to render. Values are substituted by name only (no attribute or
 index lookups as ``str.format`` would allow). Customers see an agent by first name only
 (rules §TERMS-1).
+
+The built-in replies below ship with Kefu; admins change them or add their own in the
+``canned_replies`` table (``ticketing.desk.policies``). :func:`catalogue` is what agents pick
+from: a row replaces the built-in of its key, adds a new key, or (inactive) hides it. The
+functions that take ``replies`` use the built-ins when given none.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from ticketing.core.errors import NotFound
 from ticketing.core.i18n import Text, normalize_language
-from ticketing.core.models import Agent, Customer, Order, Ticket
+from ticketing.core.models import Agent, CannedReplyRow, Customer, Order, Ticket
 
 PLACEHOLDERS = ("customer_name", "order_number", "agent_name")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -88,16 +96,41 @@ REPLIES: dict[str, CannedReply] = {reply.key: reply for reply in (
 )}
 
 
-def options(language: str | None) -> list[tuple[str, str]]:
+Replies = Mapping[str, CannedReply]
+
+
+def reply_of(row: CannedReplyRow) -> CannedReply:
+    return CannedReply(row.key, Text(row.title_zh, row.title_en), Text(row.body_zh, row.body_en))
+
+
+def catalogue(session: Session) -> dict[str, CannedReply]:
+    """The replies agents pick from, in one query: the built-ins in their order with the
+    admins' rows applied by key (replaced, or hidden when inactive), then new keys by key."""
+    replies = dict(REPLIES)
+    for row in session.scalars(select(CannedReplyRow).order_by(CannedReplyRow.key)):
+        if row.active:
+            replies[row.key] = reply_of(row)
+        else:
+            replies.pop(row.key, None)
+    return replies
+
+
+def options(language: str | None, replies: Replies | None = None) -> list[tuple[str, str]]:
     """``(key, title)`` of every canned reply, titles in ``language`` (the agent's)."""
-    return [(reply.key, reply.title.get(language)) for reply in REPLIES.values()]
+    found = REPLIES if replies is None else replies
+    return [(reply.key, reply.title.get(language)) for reply in found.values()]
 
 
-def get(key: str) -> CannedReply:
-    reply = REPLIES.get(key)
+def get(key: str, replies: Replies | None = None) -> CannedReply:
+    reply = (REPLIES if replies is None else replies).get(key)
     if reply is None:
         raise CannedReplyNotFound(key=key)
     return reply
+
+
+def placeholders_in(template: str) -> set[str]:
+    """The ``{name}`` placeholders a body uses (an admin may use only :data:`PLACEHOLDERS`)."""
+    return set(_PLACEHOLDER.findall(template))
 
 
 def fill(template: str, values: Mapping[str, str | None], *, language: str | None) -> str:
@@ -131,11 +164,13 @@ def values_for(*, customer: Customer | None, order: Order | None,
 
 
 def render(key: str, *, ticket: Ticket, customer: Customer | None = None,
-           order: Order | None = None, agent: Agent | None = None) -> str:
-    """The body of canned reply ``key`` in the ticket's language, placeholders filled.
+           order: Order | None = None, agent: Agent | None = None,
+           replies: Replies | None = None) -> str:
+    """The body of canned reply ``key`` (of ``replies``, default the built-ins) in the
+    ticket's language, placeholders filled.
 
     ``CannedReplyNotFound`` for an unknown key; nothing else raises.
     """
     language = normalize_language(ticket.language)
-    return fill(get(key).body.get(language), values_for(customer=customer, order=order,
-                                                        agent=agent), language=language)
+    return fill(get(key, replies).body.get(language),
+                values_for(customer=customer, order=order, agent=agent), language=language)

@@ -1,7 +1,8 @@
 """Automatic dispatch (rules §DISP-1): the available agent of the right team and tier, least loaded.
 
 A team serves a tier and a list of categories ("*" for all). An agent is available when
-online and below their ``max_open_tickets``; load counts live tickets they own or assist on.
+active (not deactivated by an admin), online and below their ``max_open_tickets``; load counts
+live tickets they own or assist on.
 First-contact ownership (rules §OWN-3) comes first: a new ticket about an order goes back to the
 agent who owned the customer's earlier ticket on that order, if they are free to take it.
 """
@@ -68,8 +69,8 @@ def pick_agent(
     online = (
         select(Agent)
         .join(Team, Agent.team_id == Team.id)
-        .where(Agent.availability == Availability.ONLINE, Agent.id.not_in(
-            [a for a in exclude if a is not None] or [-1]))
+        .where(Agent.active.is_(True), Agent.availability == Availability.ONLINE,
+               Agent.id.not_in([a for a in exclude if a is not None] or [-1]))
     )
     at_tier = list(session.scalars(online.where(Team.tier == tier)))
     chosen = _least_loaded(
@@ -84,8 +85,8 @@ def pick_agent(
 
 
 def is_available(session: Session, agent: Agent) -> bool:
-    """Online and below their ``max_open_tickets``."""
-    if agent.availability is not Availability.ONLINE:
+    """Active, online and below their ``max_open_tickets``."""
+    if not agent.active or agent.availability is not Availability.ONLINE:
         return False
     return loads(session, [agent.id])[agent.id] < agent.max_open_tickets
 

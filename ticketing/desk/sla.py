@@ -1,5 +1,10 @@
 """SLA policies and the life of every ticket timer (rules §SLA-1: respond in 24h, resolve in 72h).
 
+The targets are the built-in table below unless an admin set others for a (priority, segment)
+in ``sla_policies``; the business hours are the deployment's unless an admin set them in
+``desk_settings`` (``ticketing.desk.policies`` writes both). Timers started before a change
+keep their deadlines: a promise already made is not rewritten.
+
 Each deadline is an :class:`~ticketing.core.models.SlaTimer` row. ``fire_at`` is the next instant
 the worker must act: first the warning at 80 % of the budget, then the breach. Waiting on the
 customer pauses the clock (remaining business seconds are kept); a restart (customer writes
@@ -24,7 +29,8 @@ from ticketing.core.errors import ValidationError
 from ticketing.core.i18n import Text
 from ticketing.core.settings import ScheduleSettings, schedule_of
 from ticketing.core.models import (
-    Customer, Priority, Segment, SlaTimer, Ticket, TicketState, TimerKind, TimerStatus,
+    Customer, DeskSetting, Priority, Segment, SlaPolicyRow, SlaTimer, Ticket, TicketState,
+    TimerKind, TimerStatus,
 )
 
 WARN_FRACTION = 0.8
@@ -49,6 +55,7 @@ _HOURS: dict[Priority, tuple[float, float]] = {
     Priority.URGENT: (2, 24),
 }
 VIP_FACTOR = 0.5  # rules §SLA-2: segment shortens the SLA
+BUSINESS_HOURS_SETTING = "business_hours"  # desk_settings key: {"spec": "mon-fri 09:00-18:00"}
 
 
 @dataclass(frozen=True)
@@ -59,17 +66,21 @@ class SlaPolicy:
     first_response: timedelta
     resolution: timedelta
     vip: bool = False
+    next_response_budget: timedelta | None = None  # an admin's own target; None: as the first
 
     @property
     def next_response(self) -> timedelta:
-        """A customer who writes again deserves the same promptness as the first time."""
-        return self.first_response
+        """A customer who writes again deserves the same promptness as the first time, unless
+        an admin set the follow-up replies a target of their own."""
+        return self.next_response_budget or self.first_response
 
     def budget(self, kind: TimerKind) -> timedelta:
         if kind is TimerKind.RESOLUTION:
             return self.resolution
-        if kind in RESPONSE_KINDS:
+        if kind is TimerKind.FIRST_RESPONSE:
             return self.first_response
+        if kind is TimerKind.NEXT_RESPONSE:
+            return self.next_response
         raise ValidationError(f"{kind.value} timers have no SLA budget")
 
 
@@ -85,6 +96,34 @@ def policy_for(*, priority: Priority | str, segment: Segment | str | None) -> Sl
     return SlaPolicy(prio, timedelta(hours=first * factor), timedelta(hours=resolution * factor), vip)
 
 
+def segment_key(segment: Segment | str | None) -> str:
+    """The segment an ``sla_policies`` row is kept under (no segment is a regular customer)."""
+    return Segment(segment).value if segment is not None else Segment.REGULAR.value
+
+
+def policy_in(session: Session, *, priority: Priority | str,
+              segment: Segment | str | None) -> SlaPolicy:
+    """The targets the desk works to: the admin's ``sla_policies`` row for (priority, segment)
+    when there is one, else :func:`policy_for` (one query)."""
+    default = policy_for(priority=priority, segment=segment)
+    row = session.scalar(select(SlaPolicyRow).where(
+        SlaPolicyRow.priority == default.priority.value,
+        SlaPolicyRow.segment == segment_key(segment)))
+    if row is None:
+        return default
+    return SlaPolicy(default.priority, timedelta(minutes=row.first_response_minutes),
+                     timedelta(minutes=row.resolution_minutes), default.vip,
+                     timedelta(minutes=row.next_response_minutes))
+
+
+def business_hours_spec(session: Session) -> str | None:
+    """The business hours an admin set (``desk_settings``), or None for the deployment's."""
+    value = session.scalar(select(DeskSetting.value).where(
+        DeskSetting.key == BUSINESS_HOURS_SETTING))
+    spec = value.get("spec") if isinstance(value, dict) else None
+    return spec if isinstance(spec, str) and spec.strip() else None
+
+
 @dataclass(frozen=True)
 class SlaConfig:
     """The deployment's calendar and after-care delays."""
@@ -95,13 +134,16 @@ class SlaConfig:
 
     @classmethod
     def for_session(cls, session: Session) -> SlaConfig:
-        """The schedule the session's factory carries (:func:`ticketing.core.settings.schedule_of`)."""
-        return _config_for(schedule_of(session))
+        """The schedule the session's factory carries (:func:`ticketing.core.settings.schedule_of`),
+        with the business hours an admin set in its place: one query per call."""
+        schedule = schedule_of(session)
+        return _config_for(schedule, business_hours_spec(session) or schedule.business_hours)
 
 
 @functools.lru_cache(maxsize=16)
-def _config_for(schedule: ScheduleSettings) -> SlaConfig:
-    calendar = business_hours.calendar_for(schedule.business_hours, schedule.timezone)
+def _config_for(schedule: ScheduleSettings, spec: str | None) -> SlaConfig:
+    """Cached by the spec string: a calendar is parsed once per process, whoever set it."""
+    calendar = business_hours.calendar_for(spec, schedule.timezone)
     return SlaConfig(calendar=calendar,
                      followup_after=timedelta(hours=schedule.followup_after_hours))
 
@@ -112,7 +154,7 @@ def _config(config: SlaConfig | None, session: Session) -> SlaConfig:
 
 def _policy(session: Session, ticket: Ticket) -> SlaPolicy:
     segment = session.scalar(select(Customer.segment).where(Customer.id == ticket.customer_id))
-    return policy_for(priority=ticket.priority, segment=segment)
+    return policy_in(session, priority=ticket.priority, segment=segment)
 
 
 class _TicketTimers:

@@ -663,10 +663,11 @@ def canned_options(session: Session, *, ticket: Ticket, viewer: Agent, language:
     customer = session.get(Customer, ticket.customer_id)
     if order is None and ticket.order_id is not None:
         order = session.get(Order, ticket.order_id)
+    replies = canned_replies.catalogue(session)
     return [CannedOut(key=key, title=title,
                       body=canned_replies.render(key, ticket=ticket, customer=customer,
-                                                 order=order, agent=viewer))
-            for key, title in canned_replies.options(language)]
+                                                 order=order, agent=viewer, replies=replies))
+            for key, title in canned_replies.options(language, replies)]
 
 
 def attachment_file(session: Session, *, ticket: Ticket, message_id: int, index: int,

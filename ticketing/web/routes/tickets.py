@@ -132,7 +132,7 @@ def page_context(session: Session, request: Request, who: Principal, agent: Agen
     detail = detail_for(session, request, who, agent, ticket)
     return {
         "language": who.language, "who": who, "csrf_token": who.csrf_token, "detail": detail,
-        "canned": canned_replies.options(who.language),
+        "canned": canned_replies.options(who.language, canned_replies.catalogue(session)),
         "transfer_targets": ticket_page.transfer_targets(session, ticket=ticket,
                                                          language=who.language)
         if detail.permissions.transfer else [],
@@ -239,7 +239,8 @@ def _canned_text(session: Session, ticket: Ticket, agent: Agent, key: str | None
         return ""
     return canned_replies.render(key, ticket=ticket,
                                  customer=session.get(Customer, ticket.customer_id),
-                                 order=order, agent=agent)
+                                 order=order, agent=agent,
+                                 replies=canned_replies.catalogue(session))
 
 
 @router.get("/tickets/{ticket_id}/attachments/{message_id}/{index}", include_in_schema=False)
