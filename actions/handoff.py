@@ -149,8 +149,8 @@ def _announce(turn: Turn, ticket: Ticket, *, text: Text, reason: str) -> None:
     """Tell the customer the ticket number and reply-by time, then emit the handoff marker."""
     customer = turn.session.get(Customer, ticket.customer_id)
     deadline = sla.next_deadline(turn.session, ticket=ticket)
-    budget = sla.policy_for(priority=ticket.priority,
-                            segment=customer.segment if customer is not None else None)
+    budget = sla.policy_in(turn.session, priority=ticket.priority,
+                           segment=customer.segment if customer is not None else None)
     hours = budget.first_response.total_seconds() / 3600
     turn.say(text, number=ticket.number, deadline=turn.short_moment(deadline),
              hours=int(hours) if hours.is_integer() else round(hours, 1))

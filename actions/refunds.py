@@ -219,7 +219,7 @@ class ActionSubmitRefund(KefuAction):
             transcript=transcript_from(turn.tracker), now=utcnow(),
         )
         deadline = sla.next_deadline(turn.session, ticket=ticket)
-        budget = sla.policy_for(priority=ticket.priority, segment=customer.segment)
+        budget = sla.policy_in(turn.session, priority=ticket.priority, segment=customer.segment)
         hours = budget.first_response.total_seconds() / 3600
         turn.say(eligibility.explanation)
         turn.say(AFTER_SALES_OPENED, number=ticket.number,

@@ -118,6 +118,8 @@ def transfer(
     reason = reason.strip()
     by = require_agent(session, by_agent_id)
     to = require_agent(session, to_agent_id)
+    if not to.active:  # a deactivated agent cannot own anything new
+        raise AgentNotFound(agent_id=to_agent_id)
     ticket = lifecycle.get_ticket(session, ticket_id)
     if by.id != ticket.owner_id and not is_supervisor(by):
         raise PermissionDenied("only the owner or a supervisor may transfer", ticket_id=ticket.id)

@@ -94,12 +94,16 @@ def test_transfer_by_owner_with_reason_is_logged(session, make) -> None:
     ("l1", "l1b", None, errors.ValidationError),
     ("l1", "l1", "self", errors.ValidationError),
     ("l1", "ghost", "x", errors.AgentNotFound),
+    ("l1", "gone", "x", errors.AgentNotFound),  # deactivated by an admin
 ])
 def test_transfer_refusals_write_nothing(session, make, by, to, reason, error) -> None:
     desk = build_desk(make)
     ticket = new_ticket(session, make)
     ownership.claim(session, ticket_id=ticket.id, agent_id=desk.l1.id, now=NOW)
-    to_id = 999999 if to == "ghost" else getattr(desk, to).id
+    if to == "gone":
+        desk.l2.active = False
+        session.flush()
+    to_id = {"ghost": 999999, "gone": desk.l2.id}.get(to) or getattr(desk, to).id
     before = snapshot(session, ticket)
     with pytest.raises(error):
         ownership.transfer(session, ticket_id=ticket.id, to_agent_id=to_id,

@@ -651,7 +651,7 @@ def transfer_targets(session: Session, *, ticket: Ticket, language: str
     rows = session.execute(
         select(Agent.id, Agent.display_name, Team.name_zh, Team.name_en)
         .outerjoin(Team, Team.id == Agent.team_id)
-        .where(Agent.role.in_(tuple(access.WORKERS)))
+        .where(Agent.role.in_(tuple(access.WORKERS)), Agent.active.is_(True))
         .order_by(Team.tier, Team.id, Agent.display_name, Agent.id)).tuples().all()
     return [(agent_id, f"{name} · {(zh if language == 'zh' else en) or '-'}")
             for agent_id, name, zh, en in rows if agent_id != ticket.owner_id]
