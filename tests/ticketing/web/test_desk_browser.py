@@ -419,3 +419,30 @@ def test_a_manager_sees_a_fresh_rating_drills_into_it_and_exports_it(
     expect(page.locator("#ticket-head")).to_contain_text(number, timeout=STEP_MS)
     report(capsys, f"rating 2 on {number}: on the dashboard (n {rated_before} → {rated_after}), "
                    f"in the low-score list and in the CSV")
+
+
+# --- the admin: an SLA target changed, and the audit log shows it ---------------------------
+@screenshots_on_failure
+def test_an_admin_changes_an_sla_policy_and_the_audit_log_shows_it(
+        *, page: Page, desk_web: DeskWebProcess, capsys: pytest.CaptureFixture[str]) -> None:
+    sign_in(page, desk_web, "admin", "/admin/sla")
+    entry = page.locator(".sla-entry[data-priority='high'][data-segment='regular']")
+    entry.locator("input[name=first_response_minutes]").fill("300")
+    entry.locator("form.sla-row button[type=submit]").click()
+    expect(entry.locator("input[name=first_response_minutes]")).to_have_value(
+        "300", timeout=STEP_MS)
+    page.reload()
+    expect(page.locator(".sla-entry[data-priority='high'][data-segment='regular'] "
+                        "input[name=first_response_minutes]")).to_have_value("300")
+    save(page, "admin-sla.png")
+    page.goto(f"{desk_web.url}/admin/audit?action=admin.sla_policy")
+    row = page.locator("tr[data-action='admin.sla_policy_changed']").first
+    expect(row).to_contain_text("300", timeout=STEP_MS)
+    expect(row).to_contain_text("系统管理员")
+    save(page, "admin-audit.png")
+    report(capsys, "SLA high/regular first response → 300 min, on the audit page")
+
+    # a manager may read reports but not change settings
+    page.context.clear_cookies()
+    sign_in(page, desk_web, "manager", "/reports")
+    assert page.request.get(f"{desk_web.url}/admin/sla").status == 403
