@@ -114,6 +114,17 @@ UI: dict[str, Text] = {
 }
 
 
+def span(seconds: float, language: str) -> str:
+    """``2小时15分`` / ``2h 15m``: a duration as people read it (minutes at least)."""
+    minutes = max(0, int(seconds // 60))
+    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    if days:
+        return UI["span.days"].get(language, d=days, h=hours)
+    if hours:
+        return UI["span.hours"].get(language, h=hours, m=mins)
+    return UI["span.minutes"].get(language, m=mins)
+
+
 def ui(key: str, language: str | None) -> str:
     """The UI text ``key`` in ``language``; an unknown key shows itself (a visible bug)."""
     text = UI.get(key)

@@ -25,6 +25,7 @@ from ticketing.reports.metrics import (
     TicketStats,
 )
 from ticketing.shop.refunds.stats import refund_reason_stats
+from ticketing.web import texts
 from ticketing.web.texts import UI, ui
 
 FILTER_PARAMS = (("agent", "agents"), ("team", "teams"), ("tier", "tiers"),
@@ -72,18 +73,12 @@ class Question:
 
 # --- formatting -------------------------------------------------------------------------------
 def span(seconds: float | None, language: str) -> str:
-    """``2小时15分`` / ``2h 15m``; seconds under a minute read as ``<1m``."""
+    """A duration as people read it; ``—`` for none, ``<1m`` under a minute."""
     if seconds is None:
         return "—"
-    minutes = int(seconds // 60)
-    if minutes < 1:
+    if seconds < 60:
         return "<1" + ("分钟" if language == "zh" else "m")
-    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
-    if days:
-        return UI["span.days"].get(language, d=days, h=hours)
-    if hours:
-        return UI["span.hours"].get(language, h=hours, m=mins)
-    return UI["span.minutes"].get(language, m=mins)
+    return texts.span(seconds, language)
 
 
 def pct(value: float | None) -> str:

@@ -25,7 +25,7 @@ from ticketing.web.api import errors
 from ticketing.web.deps import Principal, desk_of, principal
 from ticketing.web.queries import board as reads
 from ticketing.web.queries.board import BoardOut
-from ticketing.web.routes.queue import span
+from ticketing.web.texts import span
 
 router = APIRouter()
 

@@ -28,7 +28,7 @@ from ticketing.core.models import Availability, Category, Channel, Priority, Tic
 from ticketing.web.api import errors
 from ticketing.web.deps import Principal, desk_of, principal
 from ticketing.web.queries import queues
-from ticketing.web.texts import UI, ui
+from ticketing.web.texts import UI, span, ui
 
 router = APIRouter()
 
@@ -36,17 +36,6 @@ SOON_SECONDS = 3600  # a clock with less than this left is shown as urgent
 
 
 # --- what the page shows -------------------------------------------------------------------------
-def span(seconds: float, language: str) -> str:
-    """``2小时15分`` / ``2h 15m``: a duration as people read it (minutes at least)."""
-    minutes = max(0, int(seconds // 60))
-    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
-    if days:
-        return UI["span.days"].get(language, d=days, h=hours)
-    if hours:
-        return UI["span.hours"].get(language, h=hours, m=mins)
-    return UI["span.minutes"].get(language, m=mins)
-
-
 class Clocks:
     """Formats a row's times for one page: the shop's time zone, the agent's language, one now."""
 
