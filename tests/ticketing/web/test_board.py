@@ -104,6 +104,11 @@ def test_who_sees_which_team(app, people, scene) -> None:
     assert lead.get(f"/api/v1/board?team={d.frontline.id}").status_code == 200
     assert lead.get(f"/api/v1/board?team={d.logistics.id}").status_code == 403
     assert lead.get(f"/board?team={d.logistics.id}").status_code == 403
+    # the CS supervisor (tier 2) watches their own team and the frontline below it
+    chief = sign_in(app, d.supervisor).get("/api/v1/board").json()
+    assert [t["id"] for t in chief["teams"]] == [d.frontline.id, d.supervisors.id]  # by tier
+    assert sign_in(app, d.supervisor).get(
+        f"/api/v1/board?team={d.logistics.id}").status_code == 403  # same tier: not theirs
     for boss in (people.manager, people.admin):
         c = sign_in(app, boss)
         every = c.get("/api/v1/board").json()

@@ -1,9 +1,10 @@
 """The supervisors' live team board: ``/board``, its self-refreshing part ``/board/live`` and
 ``GET /api/v1/board``.
 
-Who sees which teams: a supervisor their own team; managers and admins every team, or the one
-chosen with ``?team=``; agents nothing (403), and a supervisor asking for another team is
-refused too (403). The page polls its live part every 30 seconds with htmx
+Who sees which teams: a supervisor their own team and the teams of lower tiers (a tier-2 CS
+supervisor watches the frontline, as they may take its unclaimed tickets); managers and admins
+every team, or the one chosen with ``?team=``; agents nothing (403), and a supervisor asking for
+a team outside theirs is refused too (403). The page polls its live part every 30 seconds with htmx
 (``hx-trigger="every 30s"``); without scripts it is a page to reload. The reads are in
 ``queries/board.py``.
 """
@@ -34,6 +35,16 @@ TeamParam = Annotated[str | None, Query(max_length=12, description="A team id; m
                                                                    "admins only (blank: all)")]
 
 
+def supervised_teams(session: Session, team_id: int | None) -> list[int]:
+    """A supervisor's own team and every team of a lower tier."""
+    own = session.get(Team, team_id) if team_id is not None else None
+    if own is None:
+        return []
+    lower = session.scalars(select(Team.id).where(Team.tier < own.tier).order_by(Team.tier,
+                                                                                Team.id))
+    return [own.id, *lower]
+
+
 def _team_ids(session: Session, who: Principal, team: str | None) -> list[int] | None:
     """The teams ``who`` may watch, narrowed by ``team``; None means every team."""
     if who.role is not Role.SUPERVISOR and who.role not in SEE_ALL:
@@ -44,9 +55,10 @@ def _team_ids(session: Session, who: Principal, team: str | None) -> list[int] |
             raise TeamNotFound(team=team)
         wanted = int(team)
     if who.role is Role.SUPERVISOR:
-        if wanted is not None and wanted != who.team_id:
-            raise PermissionDenied("a supervisor watches their own team")
-        return [who.team_id] if who.team_id is not None else []
+        mine = supervised_teams(session, who.team_id)
+        if wanted is not None and wanted not in mine:
+            raise PermissionDenied("a supervisor watches their own team and lower tiers")
+        return [wanted] if wanted is not None else mine
     if wanted is None:
         return None
     if session.get(Team, wanted) is None:
