@@ -77,6 +77,9 @@ def test_launcher_seeds_once_and_runs_the_whole_stack(tmp_path: Path) -> None:
             signed_in = desk.post("/api/v1/session",
                                   json={"login": "xiaomei", "password": "kefu-demo"})
             console = desk.get("/")
+        with httpx.Client(base_url=f"http://127.0.0.1:{desk_port}", timeout=30) as boss:
+            boss.post("/api/v1/session", json={"login": "manager", "password": "kefu-demo"})
+            summary = boss.get("/api/v1/reports/summary").json()
     finally:
         _stop(proc, lines)
     text = "\n".join(lines)
@@ -87,6 +90,11 @@ def test_launcher_seeds_once_and_runs_the_whole_stack(tmp_path: Path) -> None:
     assert "ready    : desk" in text
     assert signed_in.status_code == 200 and signed_in.json()["agent"]["role"] == "agent"
     assert console.status_code == 200 and "kefu_desk" in signed_in.headers["set-cookie"]
+    # the demo manager's dashboard has a week to show: tickets, ratings, conversations
+    figures = {f["key"]: f for f in summary["figures"]}
+    assert int(figures["tickets"]["value"]) > 10 and figures["csat"]["n"] > 3, figures
+    assert figures["containment"]["value"].endswith("%"), figures["containment"]
+    assert "alert job started" in text
     # the gateway serves the demo shop with the widget, signed in as demo customer 1
     assert 'src="/widget.js"' in page and "__KEFU_TOKEN__" not in page and "1." in page
     assert widget.status_code == 200 and "KefuWidget" in widget.text
