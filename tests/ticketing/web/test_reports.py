@@ -42,6 +42,7 @@ def rated(session_factory: sessionmaker[Session], people: People) -> dict[str, s
 @pytest.mark.parametrize("path", [
     "/reports", "/reports/tickets?metric=tickets", "/reports/refunds",
     "/reports/export/tickets.csv", "/reports/export/table.csv", "/reports/export/trend.csv",
+    "/reports/export/refund_reasons.csv",
     "/api/v1/reports/summary",
 ])
 def test_agents_cannot_open_reports(app, people: People, path: str) -> None:

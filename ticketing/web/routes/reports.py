@@ -336,6 +336,21 @@ def export_trend(request: Request, who: Reader) -> StreamingResponse:
     return _table_csv(rows, question.grain, question, who.language)
 
 
+@router.get("/reports/export/refund_reasons.csv", tags=["reports"], responses=errors(403, 422),
+            response_class=StreamingResponse)
+def export_refund_reasons(request: Request, who: Reader) -> StreamingResponse:
+    """Refund requests and money refunded per reason in the period (rules §REF-6)."""
+    desk = desk_of(request)
+    question = question_of(request, desk)
+    with desk.unit_of_work() as session:
+        reasons = dashboard.refund_reasons(session, question, who.language)
+    header = [ui(k, who.language) for k in ("report.reason", "report.refund_requests",
+                                             "report.refunded")]
+    body = [[r.label, r.requests, r.refunded] for r in reasons]
+    return _csv(iter([header, *body]),
+                f"kefu-refund-reasons-{question.period.first}-{question.period.last}.csv")
+
+
 def _table_csv(rows: list[dashboard.Row], by: str, question: Question,
                language: str) -> StreamingResponse:
     header = [ui(f"report.dimension.{by}", language)] + [
