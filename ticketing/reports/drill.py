@@ -27,15 +27,9 @@ from ticketing.core.models import (
     Ticket,
     TicketFact,
 )
-from ticketing.reports.metrics import (
-    OPEN_STATES,
-    SLA_TARGETS,
-    Filters,
-    Period,
-    breach_clause,
-    late_clause,
-    met_clause,
-)
+from ticketing.reports.aggregates import SLA_TARGETS
+from ticketing.reports.metrics import OPEN_STATES, breach_clause, late_clause, met_clause
+from ticketing.reports.scope import Filters, Period
 
 PAGE_SIZE = 50
 

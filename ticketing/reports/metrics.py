@@ -14,13 +14,11 @@ Medians and 90th percentiles interpolate linearly between ranks (PostgreSQL's
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, tzinfo
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
@@ -31,9 +29,18 @@ from ticketing.core.i18n import Text
 from ticketing.core.models import ConversationFact, ReplyWait, TicketFact
 # reading facts means they must be kept: loading this module turns the listeners on too
 from ticketing.desk import facts as _facts  # noqa: F401
+from ticketing.reports.aggregates import (
+    SLA_TARGETS,
+    ConversationStats,
+    CsatStats,
+    Distribution,
+    TicketStats,
+    distribution,
+    merge,
+)
+from ticketing.reports.scope import DIMENSIONS, Filters, Period, iso_week
 
 # --- what is measured ---------------------------------------------------------------------
-SLA_TARGETS = ("first_response", "next_response", "resolution")
 DURATIONS = {  # name -> fact column (seconds)
     "first_response": TicketFact.first_response_s,
     "first_response_bh": TicketFact.first_response_bh_s,
@@ -43,9 +50,7 @@ DURATIONS = {  # name -> fact column (seconds)
     "resolution_last_bh": TicketFact.resolution_last_bh_s,
 }
 NEXT_RESPONSE = ("next_response", "next_response_bh")
-DIMENSIONS = ("agent", "team", "category", "channel", "tier", "segment", "priority")
 OPEN_STATES = ("new", "open", "waiting_customer")
-SATISFIED = (4, 5)
 
 
 @dataclass(frozen=True)
@@ -101,183 +106,6 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("tickets", Text("工单数", "Tickets"), "tickets that reached the desk", "—",
            "ticket created", "count"),
 )}
-
-
-# --- windows and filters -------------------------------------------------------------------
-@dataclass(frozen=True)
-class Period:
-    """``[since, until)``, aware; ``first``/``last`` are the local days it was made of."""
-
-    since: datetime
-    until: datetime
-    first: date
-    last: date
-    zone: tzinfo
-
-    @classmethod
-    def of_days(cls, first: date, last: date, zone: str | tzinfo) -> Period:
-        """The local days ``first``..``last`` inclusive, in the shop's zone."""
-        tz = _zone(zone)
-        if last < first:
-            raise ValidationError("the range ends before it starts", field="until")
-        if (last - first).days > 731:
-            raise ValidationError("ranges are limited to two years", field="since")
-        since = datetime.combine(first, time(), tz)
-        until = datetime.combine(last + timedelta(days=1), time(), tz)
-        return cls(since, until, first, last, tz)
-
-    @classmethod
-    def last_days(cls, days: int, *, today: date, zone: str | tzinfo) -> Period:
-        """The ``days`` local days ending with ``today`` (the dashboard's default: 7)."""
-        return cls.of_days(today - timedelta(days=days - 1), today, zone)
-
-    def previous(self) -> Period:
-        """The same number of days just before: the comparison on every page."""
-        length = (self.last - self.first).days + 1
-        return Period.of_days(self.first - timedelta(days=length),
-                              self.first - timedelta(days=1), self.zone)
-
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which tickets count. Agent and team mean the owner's for ticket metrics and the agent
-    the survey was credited to for satisfaction; conversations obey the channel filter only."""
-
-    agents: tuple[int, ...] = ()
-    teams: tuple[int, ...] = ()
-    tiers: tuple[int, ...] = ()
-    categories: tuple[str, ...] = ()
-    channels: tuple[str, ...] = ()
-    segments: tuple[str, ...] = ()
-    priorities: tuple[str, ...] = ()
-
-    def narrowed(self, dimension: str, key: str | None) -> Filters:
-        """These filters and one more value: what a table row or chart bar drills into."""
-        if dimension not in DIMENSIONS:
-            raise ValidationError(f"unknown dimension {dimension!r}", field="dimension")
-        name = _FILTER_OF[dimension]
-        value: Any = None if key is None else (int(key) if name in _INT_FILTERS else key)
-        return replace(self, **{name: (value,)})
-
-    def active(self) -> bool:
-        return any(getattr(self, name) for name in _FILTER_OF.values())
-
-    def tickets(self) -> list[ColumnElement[bool]]:
-        return self._where(TicketFact.owner_id, TicketFact.team_id)
-
-    def surveys(self) -> list[ColumnElement[bool]]:
-        return self._where(TicketFact.survey_agent_id, TicketFact.survey_team_id)
-
-    def conversations(self) -> list[ColumnElement[bool]]:
-        return [ConversationFact.channel.in_(self.channels)] if self.channels else []
-
-    def _where(self, agent: Any, team: Any) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = []
-        for values, column in ((self.agents, agent), (self.teams, team),
-                               (self.tiers, TicketFact.tier),
-                               (self.categories, TicketFact.category),
-                               (self.channels, TicketFact.channel),
-                               (self.segments, TicketFact.segment),
-                               (self.priorities, TicketFact.priority)):
-            if values:
-                known = [v for v in values if v is not None]
-                clause = column.in_(known) if known else None
-                if None in values:  # "unassigned" rows drill into tickets without an owner/team
-                    clause = column.is_(None) if clause is None else or_(clause, column.is_(None))
-                where.append(clause)  # type: ignore[arg-type]
-        return where
-
-
-_FILTER_OF = {"agent": "agents", "team": "teams", "tier": "tiers", "category": "categories",
-              "channel": "channels", "segment": "segments", "priority": "priorities"}
-_INT_FILTERS = ("agents", "teams", "tiers")
-
-
-# --- results ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Distribution:
-    n: int
-    median: float | None
-    p90: float | None
-
-
-@dataclass
-class TicketStats:
-    """Ticket counts and durations of one group (a period, an agent, a day...)."""
-
-    tickets: int = 0
-    escalated: int = 0
-    solved: int = 0
-    reopened: int = 0
-    handed_off: int = 0
-    unanswered: int = 0
-    sla: dict[str, list[int]] = field(
-        default_factory=lambda: {t: [0, 0] for t in SLA_TARGETS})  # target -> [met, breached]
-    durations: dict[str, Distribution] = field(default_factory=dict)
-
-    def sla_pct(self, target: str) -> float | None:
-        met, breached = self.sla[target]
-        return _pct(met, met + breached)
-
-    def sla_n(self, target: str) -> int:
-        return sum(self.sla[target])
-
-    @property
-    def reopen_pct(self) -> float | None:
-        return _pct(self.reopened, self.solved)
-
-    @property
-    def escalation_pct(self) -> float | None:
-        return _pct(self.escalated, self.tickets)
-
-    def duration(self, name: str) -> Distribution:
-        return self.durations.get(name, Distribution(0, None, None))
-
-
-@dataclass
-class CsatStats:
-    sent: int = 0
-    distribution: dict[int, int] = field(default_factory=lambda: dict.fromkeys(range(1, 6), 0))
-
-    @property
-    def responses(self) -> int:
-        return sum(self.distribution.values())
-
-    @property
-    def csat_pct(self) -> float | None:
-        return _pct(sum(self.distribution[s] for s in SATISFIED), self.responses)
-
-    @property
-    def average(self) -> float | None:
-        n = self.responses
-        return None if n == 0 else sum(s * c for s, c in self.distribution.items()) / n
-
-    @property
-    def response_rate_pct(self) -> float | None:
-        return _pct(self.responses, self.sent)
-
-    def add(self, score: int | None, count: int) -> None:
-        self.sent += count
-        if score is not None and 1 <= score <= 5:
-            self.distribution[int(score)] += count
-
-
-@dataclass
-class ConversationStats:
-    conversations: int = 0
-    contained: int = 0
-    handed_off: int = 0
-
-    @property
-    def containment_pct(self) -> float | None:
-        return _pct(self.contained, self.conversations)
-
-    @property
-    def handoff_pct(self) -> float | None:
-        return _pct(self.handed_off, self.conversations)
 
 
 @dataclass
@@ -353,7 +181,7 @@ def trend(session: Session, period: Period, filters: Filters, grain: str, *,
     window = (TicketFact.created_at >= period.since, TicketFact.created_at < period.until)
     survey_window = (TicketFact.survey_sent_at >= period.since,
                      TicketFact.survey_sent_at < period.until)
-    rekey = None if grain == "day" else _iso_week
+    rekey = None if grain == "day" else iso_week
     stats = ticket_stats(session, TicketFact.created_day, window, filters, now=now, rekey=rekey)
     csat = csat_stats(session, TicketFact.survey_day, survey_window, filters, rekey=rekey)
     return stats, csat
@@ -362,7 +190,7 @@ def trend(session: Session, period: Period, filters: Filters, grain: str, *,
 def buckets(period: Period, grain: str) -> list[str]:
     """The trend's x axis: every day or week of the period, with or without data."""
     days = [d.isoformat() for d in period.days()]
-    return days if grain == "day" else list(dict.fromkeys(_iso_week(d) for d in days))
+    return days if grain == "day" else list(dict.fromkeys(iso_week(d) for d in days))
 
 
 def ticket_stats(session: Session, key: Any, window: Iterable[ColumnElement[bool]],
@@ -388,7 +216,7 @@ def ticket_stats(session: Session, key: Any, window: Iterable[ColumnElement[bool
          one.unanswered) = row[:7]
         for i, target in enumerate(SLA_TARGETS):
             one.sla[target] = [row[7 + 2 * i] or 0, row[8 + 2 * i] or 0]
-        _merge(stats[_key(row[0], rekey)], one)
+        merge(stats[_key(row[0], rekey)], one)
     if not durations:
         return dict(stats)
     spans = _distributions(
@@ -511,64 +339,10 @@ def _distributions(session: Session, key: Any, where: list[Any], columns: dict[s
     return dict(found)
 
 
-def distribution(values: Sequence[float]) -> Distribution:
-    """n, median and p90 by linear interpolation between ranks (``percentile_cont``)."""
-    ordered = sorted(values)
-    return Distribution(len(ordered), percentile(ordered, 0.5), percentile(ordered, 0.9))
-
-
-def percentile(ordered: Sequence[float], fraction: float) -> float | None:
-    if not ordered:
-        return None
-    position = fraction * (len(ordered) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def _merge(into: TicketStats, one: TicketStats) -> None:
-    """Add ``one`` group's counts to ``into`` (weeks are summed from days)."""
-    into.tickets += one.tickets
-    into.escalated += one.escalated
-    into.solved += one.solved
-    into.reopened += one.reopened
-    into.handed_off += one.handed_off
-    into.unanswered += one.unanswered
-    for target in SLA_TARGETS:
-        into.sla[target] = [a + b for a, b in zip(into.sla[target], one.sla[target])]
-
-
 def _key(value: Any, rekey: Callable[[Any], Any] | None) -> Any:
     value = getattr(value, "value", value)
     return rekey(value) if rekey is not None and value is not None else value
 
 
-def _iso_week(day: str | date) -> str:
-    value = date.fromisoformat(day) if isinstance(day, str) else day
-    year, week, _ = value.isocalendar()
-    return f"{year}-W{week:02d}"
-
-
-def _pct(part: int, whole: int) -> float | None:
-    return None if whole == 0 else 100.0 * part / whole
-
-
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def _zone(zone: str | tzinfo) -> tzinfo:
-    if isinstance(zone, tzinfo):
-        return zone
-    try:
-        return ZoneInfo(zone)
-    except (ValueError, KeyError) as exc:
-        raise ValidationError(f"unknown time zone {zone!r}", field="timezone") from exc
-
-
-__all__ = [
-    "DIMENSIONS", "DURATIONS", "METRICS", "SLA_TARGETS", "ConversationStats", "CsatStats",
-    "Distribution", "Filters", "Metric", "Period", "Summary", "TicketStats", "breach_clause",
-    "breached_now", "buckets", "counts", "csat_stats", "distribution", "late_clause", "met_clause",
-    "percentile", "summary", "table", "ticket_stats", "trend",
-]

@@ -166,10 +166,11 @@ def test_same_seed_same_numbers_across_backends(loaded, session, tmp_path) -> No
 def test_the_managers_dashboard_has_a_week_to_show(loaded, session) -> None:
     """Conversations (most contained by the bot), tickets and ratings in the last 7 days."""
     from ticketing.reports import metrics
+    from ticketing.reports.scope import Filters, Period
 
     session.commit()  # the reports' facts follow at commit
-    period = metrics.Period.last_days(7, today=NOW.date(), zone="Asia/Shanghai")
-    got = metrics.summary(session, period, metrics.Filters(), now=NOW)
+    period = Period.last_days(7, today=NOW.date(), zone="Asia/Shanghai")
+    got = metrics.summary(session, period, Filters(), now=NOW)
     assert got.tickets.tickets > 10 and got.csat.responses > 3
     chats = got.conversations
     assert chats.conversations > 30 and 0 < chats.handed_off < chats.conversations

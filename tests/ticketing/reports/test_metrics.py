@@ -19,7 +19,8 @@ from ticketing.core.models import Category, Channel, TicketState, TimerKind, Tim
 from ticketing.core.pii import PiiCipher
 from ticketing.core.settings import ScheduleSettings
 from ticketing.reports import metrics
-from ticketing.reports.metrics import Filters, Period
+from ticketing.reports.aggregates import Distribution, percentile
+from ticketing.reports.scope import Filters, Period
 
 from tests.conftest import TEST_KEY
 
@@ -154,7 +155,7 @@ def test_an_empty_range_has_no_rates_only_zero_samples(session: Session,
     got = metrics.summary(session, empty, Filters(), now=NOW)
     assert got.tickets.tickets == 0 and got.tickets.escalation_pct is None
     assert got.tickets.sla_pct("first_response") is None
-    assert got.tickets.duration("first_response") == metrics.Distribution(0, None, None)
+    assert got.tickets.duration("first_response") == Distribution(0, None, None)
     assert got.csat.csat_pct is None and got.csat.response_rate_pct is None
     assert got.conversations.containment_pct is None
 
@@ -185,7 +186,7 @@ def test_periods_are_local_days_and_compare_with_the_span_before() -> None:
 
 
 def test_percentiles_interpolate_between_ranks() -> None:
-    assert metrics.percentile([1.0], 0.9) == 1.0
-    assert metrics.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
-    assert metrics.percentile([10.0, 20.0], 0.9) == 19.0
-    assert metrics.percentile([], 0.5) is None
+    assert percentile([1.0], 0.9) == 1.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert percentile([10.0, 20.0], 0.9) == 19.0
+    assert percentile([], 0.5) is None

@@ -18,12 +18,8 @@ from sqlalchemy.orm import Session
 
 from ticketing.core.models import Agent, Category, Channel, Priority, Segment, Team
 from ticketing.reports import metrics
-from ticketing.reports.metrics import (
-    CsatStats,
-    Filters,
-    Period,
-    TicketStats,
-)
+from ticketing.reports.aggregates import SLA_TARGETS, CsatStats, TicketStats
+from ticketing.reports.scope import Filters, Period
 from ticketing.shop.refunds.stats import refund_reason_stats
 from ticketing.web import texts
 from ticketing.web.texts import UI, ui
@@ -142,7 +138,7 @@ def figures(summary: metrics.Summary, question: Question, language: str) -> list
         time("resolution_first", "resolution_first", "median", drill("solved")),
         time("resolution_last", "resolution_last", "median", drill("solved")),
     ]
-    for target in metrics.SLA_TARGETS:
+    for target in SLA_TARGETS:
         key = f"sla_{target}"
         found.append(rate(key, t.sla_pct(target), tb.sla_pct(target), t.sla_n(target), "up",
                           drill(f"sla_{target}_late")))
@@ -335,7 +331,7 @@ def scores_chart(question: Question, csat: CsatStats, language: str) -> dict[str
 
 
 def sla_chart(question: Question, stats: TicketStats, language: str) -> dict[str, Any]:
-    targets = list(metrics.SLA_TARGETS)
+    targets = list(SLA_TARGETS)
     return {
         "title": ui("report.chart.sla", language), "unit": "%", "y_max": 100,
         "x": [metrics.METRICS[f"sla_{t}"].label.get(language) for t in targets],

@@ -27,7 +27,8 @@ from sqlalchemy import select
 from ticketing.core.errors import PermissionDenied, ValidationError
 from ticketing.core.models import Category, Channel, Order, Priority, RefundRequest, Role, Segment
 from ticketing.reports import alerts, drill, metrics
-from ticketing.reports.metrics import Filters, Period
+from ticketing.reports.aggregates import SLA_TARGETS
+from ticketing.reports.scope import Filters, Period
 from ticketing.shop.refunds.rules import REASON_LABELS, RefundReason
 from ticketing.web.api import errors
 from ticketing.web.deps import Desk, Principal, desk_of, principal
@@ -307,7 +308,7 @@ def _ticket_row(line: drill.TicketLine, *, now: datetime, zone: str, language: s
             moment(line.created_at), moment(line.first_response_at),
             None if line.first_response_s is None else round(line.first_response_s / 60, 1),
             moment(line.last_solved_at),
-            *(line.sla_outcome(t, now) for t in metrics.SLA_TARGETS),
+            *(line.sla_outcome(t, now) for t in SLA_TARGETS),
             line.csat_score, line.comment, reason]
 
 
