@@ -15,18 +15,16 @@ import argparse
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, event, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ticketing.core.clock import aware, utcnow
 from ticketing.core.models import (
-    ConversationFact,
     Customer,
     InboundMessage,
     ReplyWait,
@@ -40,12 +38,12 @@ from ticketing.core.models import (
     TimerStatus,
 )
 from ticketing.core.settings import schedule_of
-from ticketing.desk import business_hours
+from ticketing.desk import business_hours, conversation_facts
+from ticketing.desk.upsert import upsert
 from ticketing.desk.sla import SlaConfig
 
 log = logging.getLogger(__name__)
 
-CONVERSATION_GAP = timedelta(hours=24)  # a longer silence starts a new conversation
 _TICKETS = "kefu.facts.tickets"
 _INBOUND = "kefu.facts.inbound"
 _CHATS = "kefu.facts.chat_tickets"
@@ -85,9 +83,9 @@ def _before_commit(session: Session) -> None:
         if not tickets and not inbound and not chats:
             return
         if inbound:
-            extend_conversations(session, inbound)
+            conversation_facts.extend(session, inbound)
         for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(sorted(chats)))):
-            note_ticket_for_conversation(session, ticket)
+            conversation_facts.note_ticket(session, ticket)
         if tickets:
             refresh(session, sorted(tickets))
     session.flush()
@@ -148,10 +146,10 @@ def _refresh_chunk(session: Session, ids: list[int]) -> int:
         fact["refreshed_at"] = now
         fact_rows.append(fact)
     found = [row["ticket_id"] for row in fact_rows]
-    _upsert(session, TicketFact, fact_rows, ["ticket_id"])
+    upsert(session, TicketFact, fact_rows, ["ticket_id"])
     session.execute(delete(ReplyWait).where(ReplyWait.ticket_id.in_(found)))
     if wait_rows:
-        _upsert(session, ReplyWait, wait_rows, ["ticket_id", "seq"])
+        upsert(session, ReplyWait, wait_rows, ["ticket_id", "seq"])
     return len(fact_rows)
 
 
@@ -267,73 +265,6 @@ def sla_verdict(timers: Sequence[Any]) -> tuple[str | None, datetime | None]:
     return ("met", None) if met else (None, None)
 
 
-# --- conversations --------------------------------------------------------------------------
-def extend_conversations(session: Session, inbound_ids: Sequence[int]) -> None:
-    """Fold newly stored inbound messages into their conversations, oldest first."""
-    zone = ZoneInfo(schedule_of(session).timezone)
-    rows = session.execute(
-        select(InboundMessage.conversation_id, InboundMessage.channel, InboundMessage.received_at)
-        .where(InboundMessage.id.in_(list(inbound_ids))).order_by(InboundMessage.received_at)
-    ).all()
-    for conversation_id, channel, received_at in rows:
-        _fold(session, conversation_id, channel, aware(received_at), zone)
-
-
-def _fold(session: Session, conversation_id: str, channel: str, at: datetime,
-          zone: ZoneInfo) -> None:
-    latest = session.scalars(
-        select(ConversationFact).where(ConversationFact.conversation_id == conversation_id,
-                                       ConversationFact.started_at <= at)
-        .order_by(ConversationFact.started_at.desc()).limit(1)
-    ).first()
-    if latest is not None and at - aware(latest.last_message_at) <= CONVERSATION_GAP:
-        latest.messages += 1
-        latest.last_message_at = max(aware(latest.last_message_at), at)
-        _attach_ticket(session, latest)
-        return
-    row = {"conversation_id": conversation_id, "channel": channel, "started_at": at,
-           "started_day": at.astimezone(zone).date().isoformat(), "last_message_at": at,
-           "messages": 1, "ticket_id": None, "handed_off": False}
-    _upsert(session, ConversationFact, [row], ["conversation_id", "started_at"])
-    fresh = session.scalars(select(ConversationFact).where(
-        ConversationFact.conversation_id == conversation_id,
-        ConversationFact.started_at == at)).one()
-    _attach_ticket(session, fresh)
-
-
-def _attach_ticket(session: Session, conversation: ConversationFact) -> None:
-    """The first ticket opened for the conversation while it lasted (set once)."""
-    if conversation.ticket_id is not None:
-        return
-    until = aware(conversation.last_message_at) + CONVERSATION_GAP
-    found = session.execute(
-        select(Ticket.id, Ticket.created_at).where(
-            Ticket.conversation_id == conversation.conversation_id,
-            Ticket.created_at >= conversation.started_at, Ticket.created_at <= until)
-        .order_by(Ticket.created_at, Ticket.id).limit(1)
-    ).first()
-    if found is None:
-        return
-    conversation.ticket_id = found.id
-    conversation.handed_off = session.scalar(select(func.count()).where(
-        TicketEvent.ticket_id == found.id, TicketEvent.kind == "created",
-        TicketEvent.actor_type == "bot")) > 0
-
-
-def note_ticket_for_conversation(session: Session, ticket: Ticket) -> None:
-    """A ticket opened for a chat: credit it to the conversation it happened in."""
-    if not ticket.conversation_id:
-        return
-    conversation = session.scalars(
-        select(ConversationFact).where(
-            ConversationFact.conversation_id == ticket.conversation_id,
-            ConversationFact.started_at <= ticket.created_at)
-        .order_by(ConversationFact.started_at.desc()).limit(1)
-    ).first()
-    if conversation is not None:
-        _attach_ticket(session, conversation)
-
-
 # --- rebuilding ------------------------------------------------------------------------------
 def missing_ticket_ids(session: Session, *, limit: int = 10_000) -> list[int]:
     """Tickets without a fact row (a database older than the facts, or an import)."""
@@ -353,7 +284,7 @@ def backfill(session_factory: sessionmaker[Session], *, batch: int = 2000) -> in
             total += refresh(session, ids)
     if total:
         with session_factory.begin() as session:
-            _rebuild_conversations(session)
+            conversation_facts.rebuild(session)
     return total
 
 
@@ -369,33 +300,11 @@ def rebuild(session_factory: sessionmaker[Session], *, batch: int = 2000) -> int
             total += refresh(session, ids)
             after = ids[-1]
     with session_factory.begin() as session:
-        _rebuild_conversations(session)
+        conversation_facts.rebuild(session)
     return total
 
 
-def _rebuild_conversations(session: Session) -> None:
-    session.execute(delete(ConversationFact))
-    zone = ZoneInfo(schedule_of(session).timezone)
-    rows = session.execute(
-        select(InboundMessage.conversation_id, InboundMessage.channel, InboundMessage.received_at)
-        .order_by(InboundMessage.conversation_id, InboundMessage.received_at))
-    for conversation_id, channel, received_at in rows:
-        _fold(session, conversation_id, channel, aware(received_at), zone)
-    session.flush()
-
-
 # --- shared ----------------------------------------------------------------------------------
-def _upsert(session: Session, model: type[Any], rows: list[dict[str, Any]],
-            keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE on PostgreSQL and SQLite alike."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    for chunk in _chunks(rows, 500):
-        stmt = insert(model).values(chunk)
-        columns = {c: stmt.excluded[c] for c in chunk[0] if c not in keys}
-        session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=columns))
-
-
 def _grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
     grouped: dict[int, list[Any]] = defaultdict(list)
     for row in rows:

@@ -92,8 +92,8 @@ class ConversationFact(Base):
     """One conversation with the assistant, for containment and handoff rates.
 
     A channel's conversation id lives as long as the chat does, so a *conversation* here is a
-    run of messages with no gap longer than ``ticketing.desk.facts.CONVERSATION_GAP``; the
-    first ticket opened during it is kept (``handed_off`` when the bot handed it to people).
+    run of messages without a long silence (``ticketing.desk.conversation_facts``); the first
+    ticket opened during it is kept (``handed_off`` when the bot handed it to people).
     """
 
     __tablename__ = "conversation_facts"

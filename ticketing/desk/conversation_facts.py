@@ -1,0 +1,101 @@
+"""The reports' conversations: runs of a chat's inbound messages and the ticket they led to.
+
+A channel's conversation id lasts as long as the chat does, so a *conversation* is a run of
+messages with no silence longer than :data:`CONVERSATION_GAP`. The first ticket opened during
+it decides containment: none → the bot coped; opened by the bot's handoff → handed off.
+Kept up to date by :mod:`ticketing.desk.facts` in the transaction that stores the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from ticketing.core.clock import aware
+from ticketing.core.models import ConversationFact, InboundMessage, Ticket, TicketEvent
+from ticketing.core.settings import schedule_of
+from ticketing.desk.upsert import upsert
+
+CONVERSATION_GAP = timedelta(hours=24)  # a longer silence starts a new conversation
+
+
+def extend(session: Session, inbound_ids: Sequence[int]) -> None:
+    """Fold newly stored inbound messages into their conversations, oldest first."""
+    zone = ZoneInfo(schedule_of(session).timezone)
+    rows = session.execute(
+        select(InboundMessage.conversation_id, InboundMessage.channel, InboundMessage.received_at)
+        .where(InboundMessage.id.in_(list(inbound_ids))).order_by(InboundMessage.received_at)
+    ).all()
+    for conversation_id, channel, received_at in rows:
+        _fold(session, conversation_id, channel, aware(received_at), zone)
+
+
+def _fold(session: Session, conversation_id: str, channel: str, at: datetime,
+          zone: ZoneInfo) -> None:
+    latest = session.scalars(
+        select(ConversationFact).where(ConversationFact.conversation_id == conversation_id,
+                                       ConversationFact.started_at <= at)
+        .order_by(ConversationFact.started_at.desc()).limit(1)
+    ).first()
+    if latest is not None and at - aware(latest.last_message_at) <= CONVERSATION_GAP:
+        latest.messages += 1
+        latest.last_message_at = max(aware(latest.last_message_at), at)
+        _attach_ticket(session, latest)
+        return
+    row = {"conversation_id": conversation_id, "channel": channel, "started_at": at,
+           "started_day": at.astimezone(zone).date().isoformat(), "last_message_at": at,
+           "messages": 1, "ticket_id": None, "handed_off": False}
+    upsert(session, ConversationFact, [row], ["conversation_id", "started_at"])
+    fresh = session.scalars(select(ConversationFact).where(
+        ConversationFact.conversation_id == conversation_id,
+        ConversationFact.started_at == at)).one()
+    _attach_ticket(session, fresh)
+
+
+def _attach_ticket(session: Session, conversation: ConversationFact) -> None:
+    """The first ticket opened for the conversation while it lasted (set once)."""
+    if conversation.ticket_id is not None:
+        return
+    until = aware(conversation.last_message_at) + CONVERSATION_GAP
+    found = session.execute(
+        select(Ticket.id, Ticket.created_at).where(
+            Ticket.conversation_id == conversation.conversation_id,
+            Ticket.created_at >= conversation.started_at, Ticket.created_at <= until)
+        .order_by(Ticket.created_at, Ticket.id).limit(1)
+    ).first()
+    if found is None:
+        return
+    conversation.ticket_id = found.id
+    conversation.handed_off = session.scalar(select(func.count()).where(
+        TicketEvent.ticket_id == found.id, TicketEvent.kind == "created",
+        TicketEvent.actor_type == "bot")) > 0
+
+
+def note_ticket(session: Session, ticket: Ticket) -> None:
+    """A ticket opened for a chat: credit it to the conversation it happened in."""
+    if not ticket.conversation_id:
+        return
+    conversation = session.scalars(
+        select(ConversationFact).where(
+            ConversationFact.conversation_id == ticket.conversation_id,
+            ConversationFact.started_at <= ticket.created_at)
+        .order_by(ConversationFact.started_at.desc()).limit(1)
+    ).first()
+    if conversation is not None:
+        _attach_ticket(session, conversation)
+
+
+def rebuild(session: Session) -> None:
+    """Every conversation again from the stored inbound messages."""
+    session.execute(delete(ConversationFact))
+    zone = ZoneInfo(schedule_of(session).timezone)
+    rows = session.execute(
+        select(InboundMessage.conversation_id, InboundMessage.channel, InboundMessage.received_at)
+        .order_by(InboundMessage.conversation_id, InboundMessage.received_at))
+    for conversation_id, channel, received_at in rows:
+        _fold(session, conversation_id, channel, aware(received_at), zone)
+    session.flush()
