@@ -1,13 +1,9 @@
 """What the ticket page and ``/api/v1/tickets/{id}`` show: one ticket, read for one person.
 
-The caller has already checked the ticket (``access.require_ticket``) or the customer
-(``access.require_customer``) against the viewer; this module only reads, in a fixed number of
-statements per page. Every model here is both the JSON API's response model and what the
-templates render, so the page and the API never disagree.
-
-Personal data: phones and addresses only ever leave masked (rules §SEC-4); revealing one is
-the supervisors' audited action in ``routes/customers.py``. Times are in the shop's zone
-(``core.local_time``), with the UTC instant alongside for machines (``data-deadline``).
+The caller has already checked the ticket (``access.require_ticket``) against the viewer; this
+module only reads, in a fixed number of statements per page: the ticket, its thread with each
+reply's delivery, its events and SLA timers, the customer card (``customer_card``), and what
+the viewer may do now. The models are in ``ticket_models``, the viewer in ``page_view``.
 """
 
 from __future__ import annotations
@@ -15,48 +11,46 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ticketing.core import local_time
 from ticketing.core.clock import aware
 from ticketing.core.errors import NotFound
 from ticketing.core.models import (
     Agent,
-    ChannelIdentity,
     Customer,
     Order,
     OutboxMessage,
-    RefundRequest,
-    RefundState,
     Role,
-    Shipment,
     SlaTimer,
-    Survey,
     Team,
     Ticket,
     TicketEvent,
     TicketMessage,
     TicketState,
     TimerStatus,
-    TrackingEvent,
 )
-from ticketing.core.money import format_amount
 from ticketing.core.pii import PiiCipher
 from ticketing.desk import access, canned_replies, lifecycle, ownership, sla
-from ticketing.shop import customers as customer_service
-from ticketing.shop import logistics, orders
-from ticketing.shop.refunds import rules as refund_rules
+from ticketing.web.queries.customer_card import customer_card, reviews_refunds
+from ticketing.web.queries.page_view import View, enum_value
+from ticketing.web.queries.ticket_models import (
+    AgentRef,
+    AttachmentOut,
+    CannedOut,
+    DeliveryOut,
+    EventOut,
+    MessageOut,
+    Permissions,
+    TicketDetail,
+    TicketOut,
+    TimerOut,
+)
 from ticketing.web.texts import ui
 
-REFUND_CATEGORY = "refund"
 REPLY_MATCH_WINDOW = timedelta(minutes=5)  # an outbox row is queued in the reply's transaction
-RECENT_ORDERS = 5
-PAST_TICKETS = 10
-RECENT_REFUNDS = 10
 
 
 class AttachmentNotFound(NotFound):
@@ -65,218 +59,7 @@ class AttachmentNotFound(NotFound):
     message_en = "That attachment was not found."
 
 
-# --- the models (JSON API responses and template context) ---------------------------------------
-class AgentRef(BaseModel):
-    id: int
-    name: str
-
-
-class Moment(BaseModel):
-    """An instant: UTC ISO for machines, the shop's local time for people."""
-
-    at: datetime
-    local: str
-
-
-class AttachmentOut(BaseModel):
-    index: int
-    kind: str
-    url: str | None  # None: the file never reached the server (only the channel's reference)
-
-
-class DeliveryOut(BaseModel):
-    """Where an agent reply stands in the outbox: ``pending``, ``delivered`` or ``failed``."""
-
-    state: Literal["pending", "delivered", "failed"]
-    label: str
-    attempts: int
-    delivered: Moment | None = None
-
-
-class MessageOut(BaseModel):
-    id: int
-    at: Moment
-    author_type: str  # customer | bot | agent | system
-    author: str
-    body: str
-    internal: bool
-    attachments: list[AttachmentOut]
-    delivery: DeliveryOut | None = None
-
-
-class EventOut(BaseModel):
-    id: int
-    at: Moment
-    kind: str
-    label: str
-    actor_type: str
-    actor: str
-    from_value: str | None
-    to_value: str | None
-    change: str | None  # from → to as people read it
-    reason: str | None
-    data: dict[str, Any]
-
-
-class TimerOut(BaseModel):
-    id: int
-    kind: str
-    label: str
-    generation: int
-    status: str  # active | paused | done
-    status_label: str
-    deadline: Moment | None
-    remaining: str | None  # business time left while paused
-    breached: bool
-    warned: bool
-
-
-class TicketOut(BaseModel):
-    id: int
-    number: str
-    subject: str
-    state: str
-    state_label: str
-    category: str
-    category_label: str
-    priority: str
-    priority_label: str
-    tier: int
-    channel: str
-    language: str
-    flags: list[str]
-    owner: AgentRef | None
-    assignee: AgentRef | None
-    team: str | None
-    customer_id: int
-    order_id: int | None
-    resolution: str | None
-    created: Moment
-    solved: Moment | None
-    next_deadline: Moment | None
-    version: int
-
-
-class IdentityOut(BaseModel):
-    channel: str
-    verified: bool
-    handed_off_ticket_id: int | None
-
-
-class TrackingOut(BaseModel):
-    carrier: str
-    tracking_number: str
-    status: str | None
-    description: str | None
-    location: str | None
-    at: Moment | None
-
-
-class OrderOut(BaseModel):
-    id: int
-    number: str
-    state: str
-    state_label: str
-    total: str
-    refunded: str
-    created: Moment
-    tracking: TrackingOut | None
-
-
-class RefundOut(BaseModel):
-    id: int
-    order_id: int
-    order_number: str
-    customer_id: int
-    state: str
-    state_label: str
-    amount: str
-    amount_cents: int
-    reason: str
-    reason_label: str
-    reason_text: str
-    created: Moment
-    rejection_reason: str | None
-    ticket_id: int | None
-
-
-class PastTicketOut(BaseModel):
-    """Another ticket of the customer; subject and link only when the viewer may open it."""
-
-    id: int | None
-    number: str
-    subject: str | None
-    state: str
-    state_label: str
-    category_label: str
-    created: Moment
-    csat_score: int | None
-
-
-class CustomerCard(BaseModel):
-    id: int
-    name: str
-    guest: bool
-    segment: str
-    segment_label: str
-    language: str
-    phone: str | None  # masked
-    address: str | None  # masked
-    identities: list[IdentityOut]
-    orders: list[OrderOut]
-    refunds: list[RefundOut]
-    tickets: list[PastTicketOut]
-
-
-class Permissions(BaseModel):
-    """What the viewer may do here; the services check again on every write."""
-
-    claim: bool
-    work: bool  # reply, note, wait, solve, escalate, reopen (as the state allows)
-    transfer: bool
-    reveal: bool
-    review_refunds: bool
-
-
-class CannedOut(BaseModel):
-    key: str
-    title: str
-    body: str
-
-
-class TicketDetail(BaseModel):
-    ticket: TicketOut
-    thread: list[MessageOut]
-    events: list[EventOut]
-    timers: list[TimerOut]
-    customer: CustomerCard
-    permissions: Permissions
-    actions: list[str]  # the actions the state and the viewer allow right now
-
-
 # --- helpers -------------------------------------------------------------------------------------
-class View:
-    """Who reads, in which language and zone: what every formatting step needs."""
-
-    def __init__(self, session: Session, *, viewer: Agent, language: str, timezone: str,
-                 cipher: PiiCipher, now: datetime) -> None:
-        self.session, self.viewer, self.language = session, viewer, language
-        self.timezone, self.cipher, self.now = timezone, cipher, now
-
-    def moment(self, value: datetime | None) -> Moment | None:
-        if value is None:
-            return None
-        return Moment(at=aware(value),
-                      local=local_time.date_time(value, timezone=self.timezone))
-
-    def label(self, group: str, value: str) -> str:
-        return ui(f"ticket.{group}.{value}", self.language)
-
-
-def _value(member: object) -> str:
-    return str(getattr(member, "value", member))
-
-
 def agent_names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
     wanted = {i for i in ids if i is not None}
     if not wanted:
@@ -293,23 +76,6 @@ def _duration(seconds: float | None, language: str) -> str | None:
     return ui("ticket.duration", language).format(hours=hours, minutes=minutes)
 
 
-def reviews_refunds(session: Session, agent: Agent) -> bool:
-    """Supervisors, and agents of a team that serves refunds by name (after-sales): a team
-    serving every category (``*``, the frontline) answers questions about refunds but does
-    not decide them (rules §REF-1: review)."""
-    if agent.role is Role.SUPERVISOR:
-        return True
-    if agent.role is not Role.AGENT or agent.team_id is None:
-        return False
-    team = session.get(Team, agent.team_id)
-    return team is not None and REFUND_CATEGORY in (team.categories or [])
-
-
-def reads_refunds(session: Session, agent: Agent) -> bool:
-    """Reviewers, and managers and admins (they read everything)."""
-    return access.reads_everything(agent) or reviews_refunds(session, agent)
-
-
 # --- the ticket ----------------------------------------------------------------------------------
 def ticket_out(view: View, ticket: Ticket, names: dict[int, str]) -> TicketOut:
     session = view.session
@@ -324,12 +90,12 @@ def ticket_out(view: View, ticket: Ticket, names: dict[int, str]) -> TicketOut:
 
     return TicketOut(
         id=ticket.id, number=ticket.number, subject=ticket.subject,
-        state=_value(ticket.state), state_label=view.label("state", _value(ticket.state)),
-        category=_value(ticket.category),
-        category_label=view.label("category", _value(ticket.category)),
-        priority=_value(ticket.priority),
-        priority_label=view.label("priority", _value(ticket.priority)),
-        tier=ticket.tier, channel=_value(ticket.channel), language=ticket.language,
+        state=enum_value(ticket.state), state_label=view.label("state", enum_value(ticket.state)),
+        category=enum_value(ticket.category),
+        category_label=view.label("category", enum_value(ticket.category)),
+        priority=enum_value(ticket.priority),
+        priority_label=view.label("priority", enum_value(ticket.priority)),
+        tier=ticket.tier, channel=enum_value(ticket.channel), language=ticket.language,
         flags=list(ticket.flags or []), owner=ref(ticket.owner_id),
         assignee=ref(ticket.assignee_id), team=team_name, customer_id=ticket.customer_id,
         order_id=ticket.order_id, resolution=ticket.resolution,
@@ -461,9 +227,9 @@ def timers(view: View, ticket: Ticket) -> list[TimerOut]:
         .order_by(SlaTimer.started_at, SlaTimer.id)))
     out = []
     for timer in rows:
-        status = _value(timer.status)
+        status = enum_value(timer.status)
         out.append(TimerOut(
-            id=timer.id, kind=_value(timer.kind),
+            id=timer.id, kind=enum_value(timer.kind),
             label=sla.KIND_NAMES[timer.kind].get(view.language), generation=timer.generation,
             status=status, status_label=view.label("timer", status),
             deadline=view.moment(timer.deadline_at) if timer.status is not TimerStatus.PAUSED
@@ -472,102 +238,6 @@ def timers(view: View, ticket: Ticket) -> list[TimerOut]:
             if timer.status is TimerStatus.PAUSED else None,
             breached=timer.breached_at is not None, warned=timer.warned_at is not None))
     return out
-
-
-# --- the customer --------------------------------------------------------------------------------
-def _tracking(view: View, order_ids: list[int]) -> dict[int, TrackingOut]:
-    """The newest shipment of each order with its latest scan: two statements in all."""
-    if not order_ids:
-        return {}
-    shipments: dict[int, Shipment] = {}
-    for shipment in view.session.scalars(
-            select(Shipment).where(Shipment.order_id.in_(order_ids))
-            .order_by(Shipment.shipped_at, Shipment.id)):
-        shipments[shipment.order_id] = shipment  # the newest wins
-    latest: dict[int, TrackingEvent] = {}
-    if shipments:
-        for scan in view.session.scalars(
-                select(TrackingEvent)
-                .where(TrackingEvent.shipment_id.in_([s.id for s in shipments.values()]))
-                .order_by(TrackingEvent.at, TrackingEvent.id)):
-            latest[scan.shipment_id] = scan
-    zh = view.language == "zh"
-    out = {}
-    for order_id, shipment in shipments.items():
-        scan = latest.get(shipment.id)
-        out[order_id] = TrackingOut(
-            carrier=logistics.carrier_name(shipment.carrier, language=view.language),
-            tracking_number=shipment.tracking_number,
-            status=scan.status if scan else None,
-            description=(scan.description_zh if zh else scan.description_en) if scan else None,
-            location=(scan.location_zh if zh else scan.location_en) if scan else None,
-            at=view.moment(scan.at) if scan else None)
-    return out
-
-
-def refund_out(view: View, refund: RefundRequest, order_number: str) -> RefundOut:
-    state = refund.state if isinstance(refund.state, RefundState) else RefundState(refund.state)
-    return RefundOut(
-        id=refund.id, order_id=refund.order_id, order_number=order_number,
-        customer_id=refund.customer_id, state=state.value,
-        state_label=refund_rules.STATE_LABELS[state].get(view.language),
-        amount=format_amount(refund.amount_cents), amount_cents=refund.amount_cents,
-        reason=refund.reason, reason_label=refund_rules.reason_label(refund.reason, view.language),
-        reason_text=refund.reason_text or "", created=view.moment(refund.created_at),
-        rejection_reason=refund.rejection_reason, ticket_id=refund.ticket_id)
-
-
-def customer_card(view: View, customer: Customer, *, exclude_ticket: int | None = None
-                  ) -> CustomerCard:
-    """Segment, masked contact, channel identities, recent orders with their latest scan,
-    refunds, and the customer's tickets with their CSAT (linked only where the viewer may
-    open them)."""
-    session, language = view.session, view.language
-    identities = list(session.scalars(
-        select(ChannelIdentity).where(ChannelIdentity.customer_id == customer.id)
-        .order_by(ChannelIdentity.id)))
-    recent = orders.recent_orders(session, customer_id=customer.id, limit=RECENT_ORDERS)
-    tracking = _tracking(view, [o.id for o in recent])
-    refund_rows = session.execute(
-        select(RefundRequest, Order.number).join(Order, Order.id == RefundRequest.order_id)
-        .where(RefundRequest.customer_id == customer.id)
-        .order_by(RefundRequest.created_at.desc(), RefundRequest.id.desc())
-        .limit(RECENT_REFUNDS)).tuples().all()
-    past = list(session.scalars(
-        select(Ticket).where(Ticket.customer_id == customer.id)
-        .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(PAST_TICKETS + 1)))
-    past = [t for t in past if t.id != exclude_ticket][:PAST_TICKETS]
-    ids = [t.id for t in past]
-    visible = set(session.scalars(
-        select(Ticket.id).where(Ticket.id.in_(ids),
-                                access.visible_tickets(session, view.viewer)))) if ids else set()
-    scores = dict(session.execute(
-        select(Survey.ticket_id, Survey.score).where(Survey.ticket_id.in_(ids))
-    ).tuples().all()) if ids else {}
-    segment = _value(customer.segment)
-    return CustomerCard(
-        id=customer.id, name=canned_replies.customer_name(customer)
-        or view.label("author", "guest"),
-        guest=canned_replies.customer_name(customer) is None,
-        segment=segment, segment_label=view.label("segment", segment),
-        language=customer.language,
-        phone=customer_service.masked_phone(customer, cipher=view.cipher),
-        address=customer_service.masked_address(customer, cipher=view.cipher),
-        identities=[IdentityOut(channel=i.channel, verified=i.verified_at is not None,
-                                handed_off_ticket_id=i.handed_off_ticket_id) for i in identities],
-        orders=[OrderOut(
-            id=o.id, number=o.number, state=_value(o.state),
-            state_label=orders.state_name(o.state, language=language),
-            total=format_amount(o.total_cents), refunded=format_amount(o.refunded_cents or 0),
-            created=view.moment(o.created_at), tracking=tracking.get(o.id)) for o in recent],
-        refunds=[refund_out(view, r, number) for r, number in refund_rows],
-        tickets=[PastTicketOut(
-            id=t.id if t.id in visible else None, number=t.number,
-            subject=t.subject if t.id in visible else None, state=_value(t.state),
-            state_label=view.label("state", _value(t.state)),
-            category_label=view.label("category", _value(t.category)),
-            created=view.moment(t.created_at), csat_score=scores.get(t.id)) for t in past],
-    )
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -690,13 +360,3 @@ def attachment_file(session: Session, *, ticket: Ticket, message_id: int, index:
     if path.parent != base or not path.is_file():
         raise AttachmentNotFound(message_id=message_id, index=index)
     return path
-
-
-def refunds_in_state(session: Session, *, view: View, state: RefundState,
-                     limit: int = 100) -> list[RefundOut]:
-    rows = session.execute(
-        select(RefundRequest, Order.number).join(Order, Order.id == RefundRequest.order_id)
-        .where(RefundRequest.state == state)
-        .order_by(RefundRequest.created_at, RefundRequest.id).limit(limit)).tuples().all()
-    return [refund_out(view, refund, number) for refund, number in rows]
-

@@ -20,8 +20,9 @@ from ticketing.core.errors import NotFound, PermissionDenied
 from ticketing.core.models import Role
 from ticketing.desk import access
 from ticketing.web.deps import Principal, client_ip, desk_of, principal
-from ticketing.web.queries import ticket_page
-from ticketing.web.queries.ticket_page import CustomerCard
+from ticketing.web.queries import page_view
+from ticketing.web.queries.customer_card import customer_card
+from ticketing.web.queries.ticket_models import CustomerCard
 from ticketing.web.api import Id, Submitted, body_of, errors, is_form, is_htmx
 from ticketing.web.routes.tickets import Input, Line, parse, workspace
 
@@ -60,10 +61,10 @@ def customer_json(request: Request, customer_id: Id,
     with desk.unit_of_work() as session:
         agent = who.agent(session)
         customer = access.require_customer(session, agent, customer_id)
-        view = ticket_page.View(session, viewer=agent, language=who.language,
-                                timezone=desk.settings.timezone, cipher=desk.cipher,
-                                now=desk.clock())
-        return ticket_page.customer_card(view, customer)
+        view = page_view.View(session, viewer=agent, language=who.language,
+                              timezone=desk.settings.timezone, cipher=desk.cipher,
+                              now=desk.clock())
+        return customer_card(view, customer)
 
 
 @router.post("/api/v1/customers/{customer_id}/reveal", response_model=RevealOut,

@@ -2,7 +2,7 @@
 ``GET /api/v1/refunds`` and the decision ``POST /api/v1/refunds/{id}/review``.
 
 Who decides: agents of a team serving refunds by name (after-sales) and supervisors
-(``ticket_page.reviews_refunds``); managers and admins may read the list, nobody else sees it
+(``customer_card.reviews_refunds``); managers and admins may read the list, nobody else sees it
 (403: the role is refused whatever the id, so nothing can be probed). The decision goes
 through ``refunds.review``, which audits it and tells the customer the result in their
 language on their newest channel (rules §REF-2); a rejection needs a reason.
@@ -19,8 +19,8 @@ from ticketing.core.errors import PermissionDenied
 from ticketing.core.models import Order, RefundRequest, RefundState
 from ticketing.shop.refunds import flow as refunds
 from ticketing.web.deps import Principal, desk_of, principal
-from ticketing.web.queries import ticket_page
-from ticketing.web.queries.ticket_page import RefundOut
+from ticketing.web.queries import customer_card, page_view
+from ticketing.web.queries.ticket_models import RefundOut
 from ticketing.web.api import Id, Submitted, body_of, errors
 from ticketing.web.routes.tickets import Input, answer, parse
 
@@ -34,10 +34,10 @@ class ReviewIn(Input):
     ticket_id: Id | None = Field(default=None, description="The page to go back to (forms).")
 
 
-def _view(session: Any, request: Request, who: Principal, agent: Any) -> ticket_page.View:
+def _view(session: Any, request: Request, who: Principal, agent: Any) -> page_view.View:
     desk = desk_of(request)
-    return ticket_page.View(session, viewer=agent, language=who.language,
-                            timezone=desk.settings.timezone, cipher=desk.cipher, now=desk.clock())
+    return page_view.View(session, viewer=agent, language=who.language,
+                          timezone=desk.settings.timezone, cipher=desk.cipher, now=desk.clock())
 
 
 @router.get("/api/v1/refunds", response_model=list[RefundOut], tags=["refunds"],
@@ -48,10 +48,10 @@ def list_refunds(request: Request, who: Annotated[Principal, Depends(principal)]
     """Refund requests in ``state`` (default: waiting for a decision), oldest first."""
     with desk_of(request).unit_of_work() as session:
         agent = who.agent(session)
-        if not ticket_page.reads_refunds(session, agent):
+        if not customer_card.reads_refunds(session, agent):
             raise PermissionDenied("refunds are reviewed by after-sales and supervisors")
-        return ticket_page.refunds_in_state(session, view=_view(session, request, who, agent),
-                                            state=state)
+        return customer_card.refunds_in_state(session, view=_view(session, request, who, agent),
+                                              state=state)
 
 
 @router.post("/api/v1/refunds/{refund_id}/review", response_model=RefundOut, tags=["refunds"],
@@ -63,12 +63,12 @@ def review(request: Request, refund_id: Id, who: Annotated[Principal, Depends(pr
     desk = desk_of(request)
     with desk.unit_of_work() as session:
         agent = who.agent(session)
-        if not ticket_page.reviews_refunds(session, agent):
+        if not customer_card.reviews_refunds(session, agent):
             raise PermissionDenied("refunds are reviewed by after-sales and supervisors")
         given = parse(ReviewIn, data)
         refund: RefundRequest = refunds.review(session, refund_id=refund_id, agent_id=agent.id,
                                                approve=given.approve, note=given.note,
                                                now=desk.clock())
         number = session.get(Order, refund.order_id).number  # type: ignore[union-attr]
-        result = ticket_page.refund_out(_view(session, request, who, agent), refund, number)
+        result = customer_card.refund_out(_view(session, request, who, agent), refund, number)
     return answer(request, who, given.ticket_id, result)

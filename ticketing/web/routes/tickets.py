@@ -41,8 +41,8 @@ from ticketing.web.api import (
     is_htmx,
 )
 from ticketing.web.deps import Principal, desk_of, principal
-from ticketing.web.queries import ticket_page
-from ticketing.web.queries.ticket_page import CannedOut, TicketDetail, TicketOut
+from ticketing.web.queries import page_view, ticket_page
+from ticketing.web.queries.ticket_models import CannedOut, TicketDetail, TicketOut
 from ticketing.web.texts import ui
 
 router = APIRouter()
@@ -300,9 +300,9 @@ def act(request: Request, who: Principal, ticket_id: Id, action: str, work: Work
         access.require_worker_role(agent)
         message_id = work(session, agent, ticket, desk.clock())
         session.flush()
-        view = ticket_page.View(session, viewer=agent, language=who.language,
-                                timezone=desk.settings.timezone, cipher=desk.cipher,
-                                now=desk.clock())
+        view = page_view.View(session, viewer=agent, language=who.language,
+                              timezone=desk.settings.timezone, cipher=desk.cipher,
+                              now=desk.clock())
         result = ActionOut(action=action, message_id=message_id,
                            ticket=ticket_page.ticket_out(view, ticket, ticket_page.agent_names(
                                session, [ticket.owner_id, ticket.assignee_id])))
