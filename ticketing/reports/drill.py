@@ -89,7 +89,10 @@ def where(key: str, period: Period, filters: Filters, *, now: datetime
     clauses: list[ColumnElement[bool]]
     if drill.basis == "survey":
         clauses = [TicketFact.survey_sent_at >= period.since,
-                   TicketFact.survey_sent_at < period.until, *filters.surveys()]
+                   TicketFact.survey_sent_at < period.until,
+                   # implied (a survey follows its ticket): the newest-first list's backward
+                   # scan of created_at then starts at the window, not at today
+                   TicketFact.created_at < period.until, *filters.surveys()]
     elif drill.basis == "created":
         clauses = [TicketFact.created_at >= period.since, TicketFact.created_at < period.until,
                    *filters.tickets()]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, null, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -50,6 +50,7 @@ DURATIONS = {  # name -> fact column (seconds)
     "resolution_last_bh": TicketFact.resolution_last_bh_s,
 }
 NEXT_RESPONSE = ("next_response", "next_response_bh")
+ALL_DURATIONS = (*DURATIONS, *NEXT_RESPONSE)
 OPEN_STATES = ("new", "open", "waiting_customer")
 
 
@@ -124,26 +125,35 @@ class Summary:
 
 
 # --- the queries ------------------------------------------------------------------------------
-def summary(session: Session, period: Period, filters: Filters, *, now: datetime) -> Summary:
-    """Everything on the dashboard's first row, for ``period`` and the span before it."""
+def summary(session: Session, period: Period, filters: Filters, *, now: datetime,
+            durations: Iterable[str] = ALL_DURATIONS) -> Summary:
+    """Everything on the dashboard's first row, for ``period`` and the span before it
+    (``durations``: the medians and p90s wanted, every one unless told)."""
     before = period.previous()
-    flag = case((TicketFact.created_at >= period.since, "now"), else_="before")
+    # boolean keys: PostgreSQL knows they make two groups; for a CASE it guesses one group a
+    # row, and sorted the window's rows (on disk) instead of hashing them
+    flag = TicketFact.created_at >= period.since
     window = (TicketFact.created_at >= before.since, TicketFact.created_at < period.until)
-    stats = ticket_stats(session, flag, window, filters, now=now)
-    survey_flag = case((TicketFact.survey_sent_at >= period.since, "now"), else_="before")
+    stats = ticket_stats(session, flag, window, filters, now=now, durations=())
+    stats = {key: stats.get(key, TicketStats()) for key in (True, False)}
+    for key, span in ((True, period), (False, before)):  # percentiles: no grouping, no sort
+        stats[key].durations.update(window_durations(
+            session, (TicketFact.created_at >= span.since, TicketFact.created_at < span.until),
+            filters, durations))
+    survey_flag = TicketFact.survey_sent_at >= period.since
     csat = csat_stats(session, survey_flag,
                       (TicketFact.survey_sent_at >= before.since,
                        TicketFact.survey_sent_at < period.until), filters)
-    chat_flag = case((ConversationFact.started_at >= period.since, "now"), else_="before")
+    chat_flag = ConversationFact.started_at >= period.since
     chats = conversation_stats(session, chat_flag,
                                (ConversationFact.started_at >= before.since,
                                 ConversationFact.started_at < period.until), filters)
     return Summary(
         period=period, previous=before,
-        tickets=stats.get("now", TicketStats()), tickets_before=stats.get("before", TicketStats()),
-        csat=csat.get("now", CsatStats()), csat_before=csat.get("before", CsatStats()),
-        conversations=chats.get("now", ConversationStats()),
-        conversations_before=chats.get("before", ConversationStats()),
+        tickets=stats.get(True, TicketStats()), tickets_before=stats.get(False, TicketStats()),
+        csat=csat.get(True, CsatStats()), csat_before=csat.get(False, CsatStats()),
+        conversations=chats.get(True, ConversationStats()),
+        conversations_before=chats.get(False, ConversationStats()),
         breached_now=breached_now(session, filters, now=now),
     )
 
@@ -155,18 +165,19 @@ def counts(session: Session, period: Period, filters: Filters, dimension: str, *
         raise ValidationError(f"unknown dimension {dimension!r}", field="dimension")
     window = (TicketFact.created_at >= period.since, TicketFact.created_at < period.until)
     return ticket_stats(session, _DIMENSION_COLUMNS[dimension][0], window, filters, now=now,
-                        durations=False)
+                        durations=())
 
 
 def table(session: Session, period: Period, filters: Filters, dimension: str, *,
-          now: datetime) -> tuple[dict[Any, TicketStats], dict[Any, CsatStats]]:
+          now: datetime, durations: Iterable[str] = ALL_DURATIONS
+          ) -> tuple[dict[Any, TicketStats], dict[Any, CsatStats]]:
     """Ticket and satisfaction figures per agent, team, category, channel, tier, segment or
     priority (satisfaction per the agent and team the survey was credited to)."""
     if dimension not in DIMENSIONS:
         raise ValidationError(f"unknown dimension {dimension!r}", field="dimension")
     ticket_key, survey_key = _DIMENSION_COLUMNS[dimension]
     window = (TicketFact.created_at >= period.since, TicketFact.created_at < period.until)
-    stats = ticket_stats(session, ticket_key, window, filters, now=now)
+    stats = ticket_stats(session, ticket_key, window, filters, now=now, durations=durations)
     csat = csat_stats(session, survey_key,
                       (TicketFact.survey_sent_at >= period.since,
                        TicketFact.survey_sent_at < period.until), filters)
@@ -174,17 +185,31 @@ def table(session: Session, period: Period, filters: Filters, dimension: str, *,
 
 
 def trend(session: Session, period: Period, filters: Filters, grain: str, *,
-          now: datetime) -> tuple[dict[str, TicketStats], dict[str, CsatStats]]:
+          now: datetime, durations: Iterable[str] = ALL_DURATIONS
+          ) -> tuple[dict[str, TicketStats], dict[str, CsatStats]]:
     """Figures per local day (``2026-11-03``) or ISO week (``2026-W45``) of the period."""
     if grain not in ("day", "week"):
         raise ValidationError("grain is day or week", field="grain")
     window = (TicketFact.created_at >= period.since, TicketFact.created_at < period.until)
     survey_window = (TicketFact.survey_sent_at >= period.since,
                      TicketFact.survey_sent_at < period.until)
-    rekey = None if grain == "day" else iso_week
-    stats = ticket_stats(session, TicketFact.created_day, window, filters, now=now, rekey=rekey)
-    csat = csat_stats(session, TicketFact.survey_day, survey_window, filters, rekey=rekey)
+    day_key: Any = TicketFact.created_day
+    survey_key: Any = TicketFact.survey_day
+    rekey = None
+    if grain == "week":
+        if session.get_bind().dialect.name == "postgresql":  # weeks in SQL, percentiles there
+            day_key, survey_key = _pg_iso_week(day_key), _pg_iso_week(survey_key)
+        else:  # days summed into weeks here; percentiles from every value (SQLite)
+            rekey = iso_week
+    stats = ticket_stats(session, day_key, window, filters, now=now, rekey=rekey,
+                         durations=durations)
+    csat = csat_stats(session, survey_key, survey_window, filters, rekey=rekey)
     return stats, csat
+
+
+def _pg_iso_week(day: Any) -> Any:
+    """``2026-W45`` of a local ``YYYY-MM-DD`` column, as ``scope.iso_week`` writes it."""
+    return func.to_char(func.to_date(day, "YYYY-MM-DD"), 'IYYY-"W"IW')
 
 
 def buckets(period: Period, grain: str) -> list[str]:
@@ -193,12 +218,44 @@ def buckets(period: Period, grain: str) -> list[str]:
     return days if grain == "day" else list(dict.fromkeys(iso_week(d) for d in days))
 
 
+def use_report_memory(session: Session) -> None:
+    """Every median is a sort of a period's values: let PostgreSQL keep them in memory
+    (for this transaction only)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+
+
+def window_durations(session: Session, window: Iterable[ColumnElement[bool]], filters: Filters,
+                     durations: Iterable[str]) -> dict[str, Distribution]:
+    """The ``durations`` named over all the tickets in ``window`` (one group)."""
+    where = [*window, *filters.tickets()]
+    return _durations(session, None, where, set(durations), None).get(None, {})
+
+
+def _durations(session: Session, key: Any, where: list[Any], wanted: set[str],
+               rekey: Callable[[Any], Any] | None) -> dict[Any, dict[str, Distribution]]:
+    columns = {name: column for name, column in DURATIONS.items() if name in wanted}
+    found = _distributions(session, key, where, columns, rekey) if columns else {}
+    waited = {name: column for name, column in (("next_response", ReplyWait.seconds),
+                                                ("next_response_bh", ReplyWait.business_seconds))
+              if name in wanted}
+    if waited:
+        waits = _distributions(
+            session, key, [*where, ReplyWait.seq > 0, ReplyWait.seconds.is_not(None)], waited,
+            rekey, join=True)
+        for group, values in waits.items():
+            found.setdefault(group, {}).update(values)
+    return found
+
+
 def ticket_stats(session: Session, key: Any, window: Iterable[ColumnElement[bool]],
                  filters: Filters, *, now: datetime,
                  rekey: Callable[[Any], Any] | None = None,
-                 durations: bool = True) -> dict[Any, TicketStats]:
-    """Counts, SLA outcomes and (unless ``durations`` is False) durations of the tickets in
-    ``window``, grouped by ``key``."""
+                 durations: Iterable[str] = ALL_DURATIONS) -> dict[Any, TicketStats]:
+    """Counts, SLA outcomes and the ``durations`` named (each median is a sort of the
+    window's values, so callers ask for what they show) of the tickets in ``window``,
+    grouped by ``key``."""
+    wanted = set(durations)
     where = [*window, *filters.tickets()]
     k = key.label("k")
     columns = [k, func.count(), _count(TicketFact.escalated > 0),
@@ -217,15 +274,7 @@ def ticket_stats(session: Session, key: Any, window: Iterable[ColumnElement[bool
         for i, target in enumerate(SLA_TARGETS):
             one.sla[target] = [row[7 + 2 * i] or 0, row[8 + 2 * i] or 0]
         merge(stats[_key(row[0], rekey)], one)
-    if not durations:
-        return dict(stats)
-    spans = _distributions(
-        session, key, where, {name: column for name, column in DURATIONS.items()}, rekey)
-    waits = _distributions(
-        session, key, [*where, ReplyWait.seq > 0, ReplyWait.seconds.is_not(None)],
-        {"next_response": ReplyWait.seconds, "next_response_bh": ReplyWait.business_seconds},
-        rekey, join=True)
-    for group, values in (*spans.items(), *waits.items()):
+    for group, values in _durations(session, key, where, wanted, rekey).items():
         stats[group].durations.update(values)
     return dict(stats)
 
@@ -303,8 +352,9 @@ def _count(condition: ColumnElement[bool]) -> Any:
 def _distributions(session: Session, key: Any, where: list[Any], columns: dict[str, Any],
                    rekey: Callable[[Any], Any] | None, *, join: bool = False
                    ) -> dict[Any, dict[str, Distribution]]:
-    """Median and p90 of each column per group: in SQL on PostgreSQL, in Python elsewhere."""
-    k = key.label("k")
+    """Median and p90 of each column per group (``key`` None: one group, no GROUP BY): in
+    SQL on PostgreSQL, in Python elsewhere."""
+    k = (null() if key is None else key).label("k")
     base: Select[Any]
     found: dict[Any, dict[str, Distribution]] = defaultdict(dict)
     postgres = session.get_bind().dialect.name == "postgresql"
@@ -318,7 +368,8 @@ def _distributions(session: Session, key: Any, where: list[Any], columns: dict[s
         if join:
             base = base.select_from(TicketFact).join(ReplyWait,
                                                     ReplyWait.ticket_id == TicketFact.ticket_id)
-        for row in session.execute(base.where(*where).group_by(k)):
+        stmt = base.where(*where)
+        for row in session.execute(stmt if key is None else stmt.group_by(k)):
             for i, name in enumerate(columns):
                 n, median, p90 = row[1 + 3 * i: 4 + 3 * i]
                 found[row[0]][name] = Distribution(n or 0, _float(median), _float(p90))

@@ -31,6 +31,13 @@ class TicketFact(Base):
     __table_args__ = (
         Index("ix_ticket_facts_created", "created_at"),
         Index("ix_ticket_facts_survey", "survey_sent_at"),
+        # "breached now": the open tickets' verdicts without reading the table (index-only)
+        Index("ix_ticket_facts_open", "state",
+              postgresql_include=["sla_first_response", "sla_first_response_due_at",
+                                  "sla_next_response", "sla_next_response_due_at",
+                                  "sla_resolution", "sla_resolution_due_at"],
+              postgresql_where=text("state IN ('new', 'open', 'waiting_customer')"),
+              sqlite_where=text("state IN ('new', 'open', 'waiting_customer')")),
     )
 
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
@@ -79,6 +86,13 @@ class ReplyWait(Base):
     """
 
     __tablename__ = "reply_waits"
+    __table_args__ = (
+        # next-response percentiles join the period's tickets to their answered next waits
+        Index("ix_reply_waits_next", "ticket_id",
+              postgresql_include=["seconds", "business_seconds"],
+              postgresql_where=text("seq > 0 AND seconds IS NOT NULL"),
+              sqlite_where=text("seq > 0 AND seconds IS NOT NULL")),
+    )
 
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -145,6 +145,6 @@ class RefundRequest(Base):
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     done_at: Mapped[datetime | None] = mapped_column()
     rejection_reason: Mapped[str | None] = mapped_column(Text)
-    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
 
     order: Mapped[Order] = relationship(back_populates="refunds")

@@ -28,6 +28,9 @@ FILTER_PARAMS = (("agent", "agents"), ("team", "teams"), ("tier", "tiers"),
                  ("category", "categories"), ("channel", "channels"), ("segment", "segments"),
                  ("priority", "priorities"))
 TABLE_DIMENSIONS = ("agent", "team", "category", "channel", "tier", "segment", "priority")
+# the durations the page shows: every median is a sort of the period's values
+SUMMARY_DURATIONS = ("first_response", "next_response", "resolution_first", "resolution_last")
+ROW_DURATIONS = ("first_response", "resolution_first")  # table rows, trend rows and charts
 
 
 # --- the request's question -------------------------------------------------------------------
@@ -239,10 +242,16 @@ def row_cells(question: Question, stats: TicketStats, csat: CsatStats, language:
     ]
 
 
-def table_rows(session: Session, question: Question, names: Names, language: str, *,
-               now: datetime) -> list[Row]:
-    stats, csat = metrics.table(session, question.period, question.filters, question.dimension,
-                                now=now)
+def table_data(session: Session, question: Question, *, now: datetime
+               ) -> tuple[dict[Any, TicketStats], dict[Any, CsatStats]]:
+    return metrics.table(session, question.period, question.filters, question.dimension,
+                         now=now, durations=ROW_DURATIONS)
+
+
+def table_rows(session: Session | None, question: Question, names: Names, language: str, *,
+               now: datetime, data: tuple[dict[Any, TicketStats], dict[Any, CsatStats]]
+               | None = None) -> list[Row]:
+    stats, csat = data if data is not None else table_data(session, question, now=now)
     keys = sorted(set(stats) | set(csat), key=lambda k: (k is not None, names.of(
         question.dimension, k)))
     return [Row(key, names.of(question.dimension, key),
