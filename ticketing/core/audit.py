@@ -35,3 +35,11 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+def by_agent(session: Session, action: str, *, by_agent_id: int, target_type: str,
+             target_id: object, details: dict[str, object], ip: str | None = None,
+             now: datetime | None = None) -> AuditLog:
+    """An agent's own change (admins' settings, people and policies): the common case."""
+    return record(session, action=action, actor_type="agent", actor_id=by_agent_id,
+                  target_type=target_type, target_id=target_id, details=details, ip=ip, now=now)

@@ -180,14 +180,6 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, An
             if old[key] != value}
 
 
-def _record(session: Session, action: str, *, by_agent_id: int, target_type: str,
-            target_id: int, details: dict[str, object], ip: str | None,
-            now: datetime | None) -> None:
-    audit.record(session, action=action, actor_type="agent", actor_id=by_agent_id,
-                 target_type=target_type, target_id=target_id, details=details, ip=ip,
-                 now=now or utcnow())
-
-
 # --- agents ---------------------------------------------------------------------------------------
 def create_agent(
     session: Session, *, by_agent_id: int, login: str, display_name: str,
@@ -212,7 +204,7 @@ def create_agent(
                   active=True, created_at=now or utcnow())
     session.add(agent)
     session.flush()
-    _record(session, AGENT_CREATED, by_agent_id=by_agent_id, target_type="agent",
+    audit.by_agent(session, AGENT_CREATED, by_agent_id=by_agent_id, target_type="agent",
             target_id=agent.id, ip=ip, now=now, details={
                 "login": login, "display_name": name, "first_name": first,
                 "role": wanted_role.value, "team_id": team, "language": lang,
@@ -268,7 +260,7 @@ def update_agent(
     session.flush()
     if "team_id" in changed:
         session.expire(agent, ["team"])  # the tier comes from the team: read the new one
-    _record(session, AGENT_UPDATED, by_agent_id=by_agent_id, target_type="agent",
+    audit.by_agent(session, AGENT_UPDATED, by_agent_id=by_agent_id, target_type="agent",
             target_id=agent.id, ip=ip, now=now, details={"login": agent.login, **changed})
     return agent
 
@@ -303,7 +295,7 @@ def set_active(session: Session, *, by_agent_id: int, agent_id: int, active: boo
         details["note"] = "owned tickets stay with the agent until a supervisor transfers them"
         action = AGENT_DEACTIVATED
     session.flush()
-    _record(session, action, by_agent_id=by_agent_id, target_type="agent", target_id=agent.id,
+    audit.by_agent(session, action, by_agent_id=by_agent_id, target_type="agent", target_id=agent.id,
             ip=ip, now=now, details=details)
     return agent
 
@@ -320,7 +312,7 @@ def reset_password(session: Session, *, by_agent_id: int, agent_id: int, passwor
     agent.failed_logins, agent.locked_until = 0, None
     ended = accounts.end_sessions_of(session, agent_id=agent.id, now=now)
     session.flush()
-    _record(session, PASSWORD_RESET, by_agent_id=by_agent_id, target_type="agent",
+    audit.by_agent(session, PASSWORD_RESET, by_agent_id=by_agent_id, target_type="agent",
             target_id=agent.id, ip=ip, now=now,
             details={"login": agent.login, "sessions_ended": ended, "unlocked": was_locked})
     return agent
@@ -349,7 +341,7 @@ def create_team(session: Session, *, by_agent_id: int, code: str, name_zh: str, 
     team = Team(code=code, **values)
     session.add(team)
     session.flush()
-    _record(session, TEAM_CREATED, by_agent_id=by_agent_id, target_type="team",
+    audit.by_agent(session, TEAM_CREATED, by_agent_id=by_agent_id, target_type="team",
             target_id=team.id, ip=ip, now=now, details={"code": code, **values})
     return team
 
@@ -377,6 +369,6 @@ def update_team(session: Session, *, by_agent_id: int, team_id: int,
     for key, change in changed.items():
         setattr(team, key, change["to"])
     session.flush()
-    _record(session, TEAM_UPDATED, by_agent_id=by_agent_id, target_type="team",
+    audit.by_agent(session, TEAM_UPDATED, by_agent_id=by_agent_id, target_type="team",
             target_id=team.id, ip=ip, now=now, details={"code": team.code, **changed})
     return team

@@ -51,14 +51,6 @@ WHY_KEY = Text("代码为 2–64 个小写字母、数字或 _。",
 WHY_PLACEHOLDER = Text("可用的占位符：{names}。", "Placeholders you may use: {names}.")
 
 
-def _record(session: Session, action: str, *, by_agent_id: int, target_type: str,
-            target_id: object, details: dict[str, object], ip: str | None,
-            now: datetime | None) -> None:
-    audit.record(session, action=action, actor_type="agent", actor_id=by_agent_id,
-                 target_type=target_type, target_id=target_id, details=details, ip=ip,
-                 now=now or utcnow())
-
-
 # --- SLA targets ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SlaTarget:
@@ -154,7 +146,7 @@ def set_sla_target(
     row.first_response_minutes, row.next_response_minutes = first, follow
     row.resolution_minutes, row.updated_at, row.updated_by = resolve, now, by_agent_id
     session.flush()
-    _record(session, SLA_POLICY_CHANGED, by_agent_id=by_agent_id, target_type="sla_policy",
+    audit.by_agent(session, SLA_POLICY_CHANGED, by_agent_id=by_agent_id, target_type="sla_policy",
             target_id=f"{wanted_priority.value}/{wanted_segment.value}", ip=ip, now=now,
             details={"priority": wanted_priority.value, "segment": wanted_segment.value,
                      "from": {**before.minutes(), "custom": before.custom}, "to": after})
@@ -173,7 +165,7 @@ def reset_sla_target(session: Session, *, by_agent_id: int, priority: Priority |
     before = _target(row)
     session.delete(row)
     session.flush()
-    _record(session, SLA_POLICY_RESET, by_agent_id=by_agent_id, target_type="sla_policy",
+    audit.by_agent(session, SLA_POLICY_RESET, by_agent_id=by_agent_id, target_type="sla_policy",
             target_id=f"{wanted_priority.value}/{wanted_segment.value}", ip=ip, now=now,
             details={"priority": wanted_priority.value, "segment": wanted_segment.value,
                      "from": before.minutes(), "to": {**default.minutes(), "custom": False}})
@@ -232,7 +224,7 @@ def set_business_hours(session: Session, *, by_agent_id: int, spec: str | None,
         row.value, row.updated_at, row.updated_by = {"spec": wanted}, now, by_agent_id
     session.flush()
     after = business_hours_of(session)
-    _record(session, BUSINESS_HOURS_CHANGED, by_agent_id=by_agent_id, target_type="desk_setting",
+    audit.by_agent(session, BUSINESS_HOURS_CHANGED, by_agent_id=by_agent_id, target_type="desk_setting",
             target_id=sla.BUSINESS_HOURS_SETTING, ip=ip, now=now,
             details={"from": before.spec, "to": after.spec, "custom": after.custom,
                      "timezone": after.timezone})
@@ -326,7 +318,7 @@ def save_canned_reply(
             setattr(row, name, value)
         row.updated_at, row.updated_by = now, by_agent_id
         session.flush()
-        _record(session, CANNED_REPLY_UPDATED if old else CANNED_REPLY_CREATED,
+        audit.by_agent(session, CANNED_REPLY_UPDATED if old else CANNED_REPLY_CREATED,
                 by_agent_id=by_agent_id, target_type="canned_reply", target_id=key, ip=ip,
                 now=now, details={"key": key, "built_in": built_in is not None,
                                   "changed": changed})
@@ -344,5 +336,5 @@ def delete_canned_reply(session: Session, *, by_agent_id: int, key: str,
                "title_zh": row.title_zh, "title_en": row.title_en, "active": row.active}
     session.delete(row)
     session.flush()
-    _record(session, CANNED_REPLY_DELETED, by_agent_id=by_agent_id, target_type="canned_reply",
+    audit.by_agent(session, CANNED_REPLY_DELETED, by_agent_id=by_agent_id, target_type="canned_reply",
             target_id=details["key"], ip=ip, now=now, details=details)

@@ -14,7 +14,7 @@ from tests.ticketing.reports.builders import H, survey, ticket, utc
 from tests.ticketing.web.conftest import People, sign_in
 from ticketing.core.models import TicketState, TimerKind, TimerStatus
 from ticketing.core.pii import PiiCipher
-from ticketing.web.routes.reports import TICKET_COLUMNS
+from ticketing.web.routes.report_exports import TICKET_COLUMNS
 
 RANGE = "since=2026-02-23&until=2026-03-01"
 PHONE = "13912345678"

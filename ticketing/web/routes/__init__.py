@@ -8,7 +8,7 @@ from ticketing.web.routes import queue, signin
 from ticketing.web.routes import me
 from ticketing.web.routes import customers, refunds, tickets
 from ticketing.web.routes import events
-from ticketing.web.routes import admin, board, reports
+from ticketing.web.routes import admin, board, report_exports, reports
 
 
 def register(app: FastAPI) -> None:
@@ -20,5 +20,6 @@ def register(app: FastAPI) -> None:
     app.include_router(customers.router)
     app.include_router(events.router)
     app.include_router(reports.router)
+    app.include_router(report_exports.router)
     app.include_router(admin.router)
     app.include_router(board.router)
