@@ -241,11 +241,26 @@ def _durations(session: Session, key: Any, where: list[Any], wanted: set[str],
               if name in wanted}
     if waited:
         waits = _distributions(
-            session, key, [*where, ReplyWait.seq > 0, ReplyWait.seconds.is_not(None)], waited,
-            rekey, join=True)
+            session, key, [*where, ReplyWait.seq > 0, ReplyWait.seconds.is_not(None),
+                           *_wait_bounds(where)], waited, rekey, join=True)
         for group, values in waits.items():
             found.setdefault(group, {}).update(values)
     return found
+
+
+def _wait_bounds(where: list[Any]) -> list[ColumnElement[bool]]:
+    """The lowest and highest ticket id among the tickets in ``where``, as bounds on the reply
+    waits' ticket ids: redundant with the join (always true of its rows), but they let the
+    database read only that stretch of the waits' index instead of every answered wait ever
+    (tickets are numbered as they come, so a month's tickets are a narrow id range: at a
+    million tickets the 30-day next-response percentiles went from ~480 to ~190 ms).
+    ``ticket_id + 0``: with a bare column PostgreSQL answers min/max by walking the primary
+    key from one end and filtering on the window, which reads most of the table."""
+    bounds = (select(func.min(TicketFact.ticket_id + 0).label("low"),
+                     func.max(TicketFact.ticket_id + 0).label("high"))
+              .where(*where).correlate(None).cte("wait_bounds"))  # one scan for both ends
+    return [ReplyWait.ticket_id >= select(bounds.c.low).scalar_subquery(),
+            ReplyWait.ticket_id <= select(bounds.c.high).scalar_subquery()]
 
 
 def ticket_stats(session: Session, key: Any, window: Iterable[ColumnElement[bool]],
