@@ -40,7 +40,8 @@ class ActionIdentifyCustomer(Action):
         external = (message.get("metadata") or {}).get("is_external") or \
             str(message.get("text") or "").startswith("EXTERNAL: ")
         # A triggered intent's text is "EXTERNAL: <name>": it says nothing about the language.
-        detected = None if external else language_of_text(message.get("text"))
+        detected = None if external else language_of_text(message.get("text"),
+                                                           names=_product_spans(message))
         current = tracker.get_slot("language")
         verified: bool | None = None
         stored_language: str | None = None
@@ -68,3 +69,17 @@ class ActionIdentifyCustomer(Action):
         if intent != "nlu_fallback" and tracker.get_slot("fallback_count"):
             events.append(SlotSet("fallback_count", 0.0))
         return events
+
+
+def _product_spans(message: dict[str, Any]) -> list[str]:
+    """The product names NLU found in the message, as written: a product's name never decides
+    which language the customer is writing in."""
+    text = str(message.get("text") or "")
+    spans = []
+    for entity in message.get("entities") or []:
+        if entity.get("entity") != "product":
+            continue
+        start, end = entity.get("start"), entity.get("end")
+        found = text[start:end] if isinstance(start, int) and isinstance(end, int) else None
+        spans.append(found or str(entity.get("value") or ""))
+    return spans

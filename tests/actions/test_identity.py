@@ -117,3 +117,14 @@ def test_an_external_intent_keeps_the_language(session, action_backend) -> None:
                       slots={"language": "zh"},
                       entities=[{"entity": "ticket_number", "value": "T20261125000001"}])
     assert "language" not in result.slots()
+
+
+def test_a_product_name_does_not_decide_the_language(session, action_backend) -> None:
+    """A long English product name in a short Chinese question: the name is what NLU found,
+    the rest of the sentence is Chinese (without the entity, five Latin words outweigh 有吗)."""
+    text = "Smart Watch Ultra Pro Max 有吗"
+    assert language_of_text(text) == "en"
+    entities = [{"entity": "product", "start": 0, "end": 25, "value": "smart watch ultra"}]
+    state = tracker(sender_id="telegram:42", slots={"language": "en"}, text=text,
+                    intent="ask_stock", entities=entities)
+    assert run(ActionIdentifyCustomer(), state).slots()["language"] == "zh"
