@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session
 from ticketing.core.clock import utcnow
 from ticketing.core.local_time import short_moment
 from ticketing.core.i18n import Text, normalize_language
-from ticketing.core.models import Order, OrderState, Shipment, TrackingEvent
+from ticketing.core.models import (
+    ACTIVE_REFUND_STATES,
+    Order,
+    OrderState,
+    Shipment,
+    TrackingEvent,
+)
 from ticketing.core.settings import schedule_of
 
 STALL_AFTER = timedelta(hours=48)
@@ -183,8 +189,20 @@ _NOT_SHIPPED = {
 _NO_SHIPMENT = Text(
     "订单 {number} 暂时没有物流信息。", "There is no tracking information for order {number} yet."
 )
-_HEAD = Text("订单 {number} 由{carrier}承运，运单号 {tracking}。",
-             "Order {number} travels with {carrier}, tracking number {tracking}.")
+# the order's state as a customer says it comes first, then the carrier and the latest scan
+_STATUS = Text("订单 {number}：{status}。", "Order {number} is {status}.")
+_PARCEL_STATUS = {
+    None: Text("已发货", "shipped"),
+    "picked_up": Text("已发货，快递已揽收", "shipped and picked up by the carrier"),
+    "in_transit": Text("已发货，运输中", "shipped and in transit"),
+    "out_for_delivery": Text("正在派送中", "out for delivery"),
+    "delivered": Text("已送达签收", "delivered and signed for"),
+    "exception": Text("已发货，但运输出现异常", "shipped but held up by a delivery problem"),
+}
+_COMPLETED = Text("已签收，订单已完成", "delivered and completed")
+_REFUNDING = Text("（退款处理中）", " (a refund is in progress)")
+_HEAD = Text("由{carrier}承运，运单号 {tracking}。",
+             "It travels with {carrier}, tracking number {tracking}.")
 _LATEST = Text("最新动态（{at}，{location}）：{description}。",
                "Latest update ({at}, {location}): {description}.")
 _NO_EVENTS = Text("快递公司还没有返回轨迹信息。", "The carrier has not reported any scans yet.")
@@ -207,6 +225,23 @@ _DELAY_TEXT = {
         "it up and keep you posted.",
     ),
 }
+
+
+def _status_line(order: Order, event: TrackingEvent | None, delivered: bool,
+                 language: str) -> str:
+    """"Order 123 is in transit." — the state in a customer's words, a refund in progress
+    named with it."""
+    if order.state is OrderState.COMPLETED:
+        status = _COMPLETED
+    elif delivered:
+        status = _PARCEL_STATUS["delivered"]
+    else:
+        status = _PARCEL_STATUS.get(event.status if event is not None else None,
+                                    _PARCEL_STATUS[None])
+    words = status.get(language)
+    if any(r.state.value in ACTIVE_REFUND_STATES for r in order.refunds):
+        words += _REFUNDING.get(language)
+    return _STATUS.get(language, number=order.number, status=words)
 
 
 def carrier_name(code: str, *, language: str) -> str:
@@ -238,8 +273,8 @@ def summary(
     name = carrier_name(shipment.carrier, language=language)
     zh = normalize_language(language) == "zh"
 
-    parts = [_HEAD.get(language, number=order.number, carrier=name,
-                       tracking=shipment.tracking_number)]
+    parts = [_status_line(order, event, delivered, language),
+             _HEAD.get(language, carrier=name, tracking=shipment.tracking_number)]
     if event is None:
         parts.append(_NO_EVENTS.get(language))
     else:

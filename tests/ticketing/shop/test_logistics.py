@@ -111,3 +111,51 @@ def test_summary_of_late_parcel_apologises_with_new_estimate(shipped, session) -
     summary = logistics.summary(session, order=order, language="en", now=late)
     assert summary.delay is DelayReason.LATE
     assert "later than promised" in summary.text
+
+
+@pytest.mark.parametrize(("status", "state", "zh", "en"), [
+    (None, OrderState.SHIPPED, "：已发货。", " is shipped."),
+    ("picked_up", OrderState.SHIPPED, "：已发货，快递已揽收。", " is shipped and picked up by the carrier."),
+    ("in_transit", OrderState.SHIPPED, "：已发货，运输中。", " is shipped and in transit."),
+    ("out_for_delivery", OrderState.SHIPPED, "：正在派送中。", " is out for delivery."),
+    ("delivered", OrderState.DELIVERED, "：已送达签收。", " is delivered and signed for."),
+    ("delivered", OrderState.COMPLETED, "：已签收，订单已完成。", " is delivered and completed."),
+    ("exception", OrderState.SHIPPED, "：已发货，但运输出现异常。",
+     " is shipped but held up by a delivery problem."),
+])
+def test_the_answer_starts_with_the_state_in_plain_words(make, session, status, state, zh,
+                                                          en) -> None:
+    order = make.order(customer=make.customer(), state=state, created_at=NOW - timedelta(days=2))
+    shipment = make.shipment(order=order, shipped_at=NOW - timedelta(days=1), promised_days=3)
+    if status is None:  # the carrier has not scanned it yet
+        for scan in list(shipment.events):
+            session.delete(scan)
+        session.flush()
+        session.expire(shipment)
+    else:
+        _event(session, shipment, at=NOW - timedelta(hours=2), status=status)
+    chinese = logistics.summary(session, order=order, language="zh", now=NOW).text
+    english = logistics.summary(session, order=order, language="en", now=NOW).text
+    assert chinese.startswith(f"订单 {order.number}{zh}")
+    assert english.startswith(f"Order {order.number}{en}")
+    # then the carrier and the latest scan
+    assert "运单号" in chinese and "tracking number" in english
+    if status is not None:
+        assert "杭州" in chinese and "Hangzhou" in english
+
+
+def test_a_refund_in_progress_is_named_with_the_state(shipped, session) -> None:
+    from ticketing.core.models import RefundKind, RefundMethod, RefundRequest, RefundState
+
+    order, shipment = shipped
+    _event(session, shipment, at=NOW - timedelta(hours=2))
+    session.add(RefundRequest(order_id=order.id, customer_id=order.customer_id,
+                              idempotency_key="k1", kind=RefundKind.RETURN_AND_REFUND,
+                              state=RefundState.UNDER_REVIEW, reason="damaged", amount_cents=100,
+                              method=RefundMethod.ORIGINAL))
+    session.flush()
+    session.refresh(order)
+    assert logistics.summary(session, order=order, language="zh", now=NOW).text.startswith(
+        f"订单 {order.number}：已发货，运输中（退款处理中）。")
+    assert logistics.summary(session, order=order, language="en", now=NOW).text.startswith(
+        f"Order {order.number} is shipped and in transit (a refund is in progress).")
