@@ -34,9 +34,9 @@ SOLVED_THANKS = Text(
 )
 REOPENED = Text(
     zh="抱歉问题还没解决。工单 {number} 已重新打开，并转回之前负责的客服，会在 {deadline} 前"
-       "回复您（{hours} 小时内）。在此期间您在这里发的消息都会直接转给该客服。",
+       "回复您（{within}内）。在此期间您在这里发的消息都会直接转给该客服。",
     en="Sorry it still isn't solved. I've reopened ticket {number} and passed it back to the "
-       "agent who handled it; you'll get a reply by {deadline} (within {hours} hours). Anything "
+       "agent who handled it; you'll get a reply by {deadline} (within {within}). Anything "
        "you write here now goes straight to that agent.",
 )
 

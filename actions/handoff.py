@@ -27,6 +27,7 @@ from actions.turn import EventList, Turn
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import KefuError
 from ticketing.core.i18n import Text
+from ticketing.core.local_time import duration_words
 from ticketing.core.models import Category, Customer, Ticket
 from ticketing.desk import handoffs, sla, triage
 from ticketing.shop import orders
@@ -34,11 +35,17 @@ from ticketing.shop import orders
 TRANSCRIPT_TURNS = 60
 
 CREATED = Text(
-    zh="已为您转接人工客服，工单号 {number}。客服会在 {deadline} 前回复您（{hours} 小时内）。"
+    zh="已为您转接人工客服，工单号 {number}。客服会在 {deadline} 前回复您（{within}内）。"
        "在此期间您在这里发的消息都会直接转给负责的客服。",
     en="I've passed this to our service team as ticket {number}. An agent will reply by "
-       "{deadline} (within {hours} hours). Anything you write here now goes straight to the "
+       "{deadline} (within {within}). Anything you write here now goes straight to the "
        "agent who owns your ticket.",
+)
+EMPATHY = Text(
+    zh="非常抱歉给您带来这么不好的体验，您的心情我完全理解。这件事我已经交给专人负责，"
+       "会一直跟到解决为止。",
+    en="I'm really sorry about this, and I understand how frustrating it is. I've put it in "
+       "the hands of a person who will own it until it is sorted out.",
 )
 APPENDED = Text(
     zh="这个问题已经有工单 {number} 在处理中，我已把您这次的消息补充进去并通知了负责的客服，"
@@ -117,7 +124,7 @@ def hand_off_to_ticket(turn: Turn, *, ticket: Ticket, reason: str, text: Text) -
 
     Unlike :func:`hand_off` no ticket is opened or joined: the caller already knows which one
     (a follow-up answered "not solved" reopened it to its owner). ``text`` may use
-    ``{number}``, ``{deadline}`` and ``{hours}``. Same marker and pause as a new handoff.
+    ``{number}``, ``{deadline}`` and ``{within}``. Same marker and pause as a new handoff.
     """
     handoffs.mark(turn.session, conversation_id=turn.conversation_id, ticket_id=ticket.id,
                   now=utcnow())
@@ -151,8 +158,9 @@ def _announce(turn: Turn, ticket: Ticket, *, text: Text, reason: str) -> None:
     deadline = sla.next_deadline(turn.session, ticket=ticket)
     budget = sla.policy_in(turn.session, priority=ticket.priority,
                            segment=customer.segment if customer is not None else None)
-    hours = budget.first_response.total_seconds() / 3600
+    if reason == "complaint" or triage.is_upset(customer_words(transcript_from(turn.tracker))):
+        turn.say(EMPATHY)  # an apology and acknowledgement before the process
     turn.say(text, number=ticket.number, deadline=turn.short_moment(deadline),
-             hours=int(hours) if hours.is_integer() else round(hours, 1))
+             within=duration_words(budget.first_response, language=turn.language))
     turn.dispatcher.utter_message(
         json_message=handoffs.handoff_marker(ticket, reason=reason, language=turn.language))

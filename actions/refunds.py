@@ -69,10 +69,10 @@ SUBMITTED = Text(
 GOODS_IN_TRANSIT = Text("拒收包裹或寄回商品", "refuse the parcel or send the goods back")
 GOODS_DELIVERED = Text("按提示寄回商品", "send the goods back as instructed")
 AFTER_SALES_OPENED = Text(
-    "已为您创建售后工单 {number}，售后客服会在 {deadline} 前联系您（{hours} 小时内），"
+    "已为您创建售后工单 {number}，售后客服会在 {deadline} 前联系您（{within}内），"
     "处理结果也会在这里通知您。",
     "I've opened after-sales ticket {number}; our after-sales team will contact you by "
-    "{deadline} (within {hours} hours) and you'll hear the outcome here.",
+    "{deadline} (within {within}) and you'll hear the outcome here.",
 )
 
 NO_REFUNDS = Text("您目前没有退款申请。需要退款的话直接说“我要退款”。",
@@ -220,11 +220,11 @@ class ActionSubmitRefund(KefuAction):
         )
         deadline = sla.next_deadline(turn.session, ticket=ticket)
         budget = sla.policy_in(turn.session, priority=ticket.priority, segment=customer.segment)
-        hours = budget.first_response.total_seconds() / 3600
         turn.say(eligibility.explanation)
         turn.say(AFTER_SALES_OPENED, number=ticket.number,
                  deadline=turn.short_moment(deadline),
-                 hours=int(hours) if hours.is_integer() else round(hours, 1))
+                 within=local_time.duration_words(budget.first_response,
+                                                  language=turn.language))
         return [SlotSet("ticket_number", ticket.number)]
 
 

@@ -65,3 +65,30 @@ def test_backend_failure_apologises_without_a_stack_trace(session, action_backen
     result = run(ActionHandoff(), tracker(text="人工", intent="human_handoff"))
     assert "抱歉" in result.text and "exploded" not in result.text
     assert result.custom[-1]["kefu"]["error"] == "backend_unavailable"
+
+
+def test_a_complaint_gets_an_apology_before_the_ticket(session, action_backend) -> None:
+    state = tracker(sender_id="widget:anon-8", slots={"language": "en"},
+                    text="This is the worst service ever, my parcel is lost", intent="complaint")
+    result = run(ActionHandoff(), state)
+    ticket = session.scalars(select(Ticket)).one()
+    apology = result.text.index("I'm really sorry")
+    assert apology < result.text.index(ticket.number)  # empathy first, then the process
+    # the default first-response budget for a normal ticket reads as people say it
+    assert "(within 24 hours)" in result.text
+
+
+def test_an_angry_message_in_chinese_is_acknowledged_first(session, action_backend) -> None:
+    state = tracker(sender_id="widget:anon-9", slots={"language": "zh"},
+                    text="太差劲了！！！快递到现在都没到，转人工", intent="human_handoff")
+    result = run(ActionHandoff(), state)
+    ticket = session.scalars(select(Ticket)).one()
+    assert result.text.index("非常抱歉") < result.text.index(ticket.number)
+    assert "（24小时内）" in result.text
+
+
+def test_a_plain_request_for_a_person_gets_no_apology(session, action_backend) -> None:
+    state = tracker(sender_id="widget:anon-10", slots={"language": "en"},
+                    text="can I talk to a person please", intent="human_handoff")
+    result = run(ActionHandoff(), state)
+    assert "sorry" not in result.text.lower()

@@ -12,7 +12,7 @@ The zone is the deployment's ``KEFU_TIMEZONE`` (``Settings.timezone``), passed i
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticketing.core.clock import aware
@@ -52,3 +52,15 @@ def short_date(moment: datetime, *, language: str | None, timezone: str) -> str:
     if normalize_language(language) == "zh":
         return f"{at.month}月{at.day}日"
     return f"{at.day} {at:%b}"
+
+
+def duration_words(span: timedelta, *, language: str | None) -> str:
+    """A promised wait as people say it: ``1 hour``, ``2 hours``, ``1.5 hours``, ``45 minutes``
+    (en); ``1小时``, ``1.5小时``, ``45分钟`` (zh)."""
+    minutes = max(1, round(span.total_seconds() / 60))
+    zh = normalize_language(language) == "zh"
+    if minutes < 60:
+        return f"{minutes}分钟" if zh else f"{minutes} minute{'' if minutes == 1 else 's'}"
+    hours = round(minutes / 60, 1)
+    number = f"{hours:g}"
+    return f"{number}小时" if zh else f"{number} hour{'' if hours == 1 else 's'}"

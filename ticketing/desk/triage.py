@@ -63,6 +63,14 @@ THREAT_WORDS = (
     "complain", "lawyer", "attorney", "sue", "court", "legal action", "media", "journalist",
     "press", "consumer association",
 )
+# Anger and disappointment: the bot apologises and acknowledges before it explains the process.
+UPSET_WORDS = (
+    "太差", "很差", "差劲", "垃圾", "气死", "生气", "愤怒", "失望", "受不了", "离谱", "坑人", "无语",
+    "骗子", "什么破", "搞什么", "怎么回事", "太过分", "过分", "恶心", "烦死",
+    "terrible", "awful", "horrible", "worst", "angry", "furious", "annoyed", "upset",
+    "ridiculous", "unacceptable", "disappointed", "disappointing", "fed up", "sick of",
+    "useless", "rubbish", "disgrace", "outrageous", "wtf",
+)
 # Fraud and security incidents go straight to operations (L3).
 FRAUD_WORDS = (
     "骗", "诈骗", "盗刷", "被盗", "盗号", "钓鱼", "冒充",
@@ -92,6 +100,7 @@ _CATEGORY_PATTERNS = {
 _URGENT = _pattern(URGENT_WORDS)
 _THREAT = _pattern(THREAT_WORDS)
 _FRAUD = _pattern(FRAUD_WORDS)
+_UPSET = _pattern(UPSET_WORDS)
 
 
 def classify(text: str | None) -> Category:
@@ -113,6 +122,11 @@ def is_urgent(text: str | None) -> bool:
 def is_threat(text: str | None) -> bool:
     """Complaint to authorities, lawyer or press threatened."""
     return bool(text and _THREAT.search(text))
+
+
+def is_upset(text: str | None) -> bool:
+    """Angry or disappointed words, or three exclamation marks in a row."""
+    return bool(text) and (bool(_UPSET.search(text)) or "!!!" in text or "！！！" in text)
 
 
 def is_fraud(text: str | None) -> bool:

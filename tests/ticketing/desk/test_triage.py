@@ -87,3 +87,18 @@ def test_starting_tier(priority, segment, text, tier) -> None:
     got = triage.starting_tier(category=Category.OTHER, priority=priority, segment=segment,
                                text=text)
     assert got == tier.value
+
+
+@pytest.mark.parametrize(("text", "upset"), [
+    ("太差劲了，什么破快递", True),
+    ("我很失望", True),
+    ("This is unacceptable", True),
+    ("worst service ever", True),
+    ("where is my parcel!!!", True),
+    ("我的快递到哪了", False),
+    ("can I change my address", False),
+    ("", False),
+    (None, False),
+])
+def test_upset_customers_are_recognised(text, upset) -> None:
+    assert triage.is_upset(text) is upset
