@@ -28,7 +28,7 @@ from bot.gateway.settings import GatewaySettings
 from bot.rasa_client import AsyncRasaClient, handoff_marker, unavailable_marker
 from ticketing.conversations import chat_history, inbound, outbox
 from ticketing.core import audit
-from ticketing.desk import handoffs, tickets
+from ticketing.desk import handoffs, receipts, tickets
 from ticketing.shop import customers
 from ticketing.conversations.chat_history import Entry
 from ticketing.core.clock import utcnow
@@ -248,6 +248,9 @@ class Gateway:
                                conversation_id=conversation, kind="notice",
                                text=texts.ATTACHED.get(language, number=ticket.number),
                                language=language, ticket_id=ticket.id)
+            else:  # never silence: first message after the handoff or a quiet spell
+                receipts.acknowledge(session, ticket=ticket, conversation_id=conversation,
+                                     language=language, now=utcnow())
             inbound.mark_handled(session, message_id=inbound_id, route="ticket",
                                  ticket_id=ticket.id)
             return "ticket"

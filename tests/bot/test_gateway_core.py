@@ -151,6 +151,9 @@ def test_slow_or_down_assistant_means_apology_ticket_and_handoff(rig, session_fa
         routes = [m.route for m in s.scalars(select(InboundMessage).order_by(InboundMessage.id))]
     assert "我的包裹丢了" in bodies and "快点处理" in bodies
     assert routes == ["fallback_ticket", "ticket"]
+    # never silence: the message into the handed-off conversation got a receipt
+    receipt = channel.texts("v-11111111")[-1]
+    assert receipt.startswith("收到") and ticket.number in receipt
 
 
 def test_a_solved_ticket_hands_the_conversation_back_and_runs_the_survey(
