@@ -13,6 +13,7 @@ comment, thanks the customer and forgets the survey.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from rasa_sdk.events import SlotSet
@@ -69,11 +70,14 @@ SKIPPED = Text(
     en="All right, thanks again for rating us! Anything else I can help with?",
 )
 
-# Typed answers to "any comment?" that mean "no comment" (the Skip button sends /deny).
-SKIP_WORDS = frozenset({
-    "skip", "no", "nope", "none", "nothing", "no comment", "n/a", "na", "-",
-    "跳过", "不用", "不用了", "没有", "没有了", "无", "没", "算了", "不写了", "略",
-})
+# Answering "any comment?" with a refusal ("no", "nothing more", "that's all", "没有了", a thank
+# you, a goodbye) is read by the NLU's intent, not matched against a list of phrasings; the
+# button's own words are the only literal ones.
+DECLINING_INTENTS = frozenset({"deny", "goodbye", "thank"})
+DECLINE_CONFIDENCE = 0.5
+DECLINE_MAX_WORDS = 3.0  # "no, the agent was rude" says more than no: it is a comment
+SKIP_LABELS = frozenset({"skip", "跳过"})
+_LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 # Score words the entity extractor may leave unnormalised.
 SCORE_WORDS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "one": 1, "two": 2,
                "three": 3, "four": 4, "five": 5}
@@ -216,10 +220,23 @@ class ActionAskCsatComment(KefuAction):
         return []
 
 
-def is_skip(comment: str | None) -> bool:
-    """No comment: nothing written, a button payload, or a typed "skip"/"没有"."""
+def is_skip(comment: str | None, message: dict[str, Any] | None = None) -> bool:
+    """No comment: nothing written, a button payload, only emoji or punctuation, the Skip
+    button's words typed, or a short message whose intent is a refusal, thanks or goodbye
+    (``message``: the NLU's reading of the comment, Rasa's ``latest_message``)."""
     text = (comment or "").strip()
-    return not text or text.startswith("/") or text.lower().strip(" .!。！") in SKIP_WORDS
+    if not text or text.startswith("/"):
+        return True
+    if not any(ch.isalnum() for ch in text):  # 👍, 🙏, "..." — no words to keep
+        return True
+    if text.lower().strip(" .!。！") in SKIP_LABELS:
+        return True
+    intent = (message or {}).get("intent") or {}
+    if intent.get("name") not in DECLINING_INTENTS or \
+            float(intent.get("confidence") or 0.0) < DECLINE_CONFIDENCE:
+        return False
+    han = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+    return len(_LATIN_WORD.findall(text)) + han / 2 <= DECLINE_MAX_WORDS
 
 
 class ActionCsatComment(KefuAction):
@@ -233,7 +250,10 @@ class ActionCsatComment(KefuAction):
         survey = survey_by_number(turn, turn.slot(SLOT_TICKET))
         done = [SlotSet(SLOT_COMMENT, None), SlotSet(SLOT_TICKET, None),
                 SlotSet(SLOT_RATED, None), SlotSet(SLOT_SCORE, None)]
-        if is_skip(comment) or survey is None:
+        latest = turn.tracker.latest_message or {}
+        typed = latest if str(latest.get("text") or "").strip() == str(comment or "").strip() \
+            else None  # the NLU's reading belongs to the comment only if it is that message
+        if is_skip(comment, typed) or survey is None:
             turn.say(SKIPPED)
             return done
         try:

@@ -215,16 +215,40 @@ def test_comment_is_stored_and_the_survey_forgotten(rated_later, session, action
                               "csat_stars": None}
 
 
-@pytest.mark.parametrize("comment", [None, "跳过", "skip", "No."])
-def test_skipped_comment_stores_nothing(rated_later, session, action_backend, comment) -> None:
+@pytest.mark.parametrize(("comment", "intent"), [
+    (None, None), ("跳过", None), ("skip", None), ("👍", None), ("🙏🙏", None), ("...", None),
+    # a refusal, thanks or goodbye, however it is phrased, by the NLU's intent
+    ("No.", "deny"), ("nothing more", "deny"), ("that's all, thanks", "thank"),
+    ("没有了", "deny"), ("没什么要说的", "deny"), ("no thanks bye", "goodbye"),
+    ("谢谢啦", "thank"),
+])
+def test_skipped_comment_stores_nothing(rated_later, session, action_backend, comment,
+                                        intent) -> None:
     number, ticket_id = rated_later
     run(ActionCsatRate(), rate(5, slots={"csat_ticket": number}))
     session.rollback()
+    typed = {"text": comment, "intent": intent} if comment and intent else {}
     result = run(ActionCsatComment(), tracker("csat_request", slots={
-        "csat_ticket": number, "csat_comment": comment}))
+        "csat_ticket": number, "csat_comment": comment}, **typed))
     assert "再次感谢" in result.text
     assert survey_of(session, ticket_id).comment is None
     assert result.slots()["csat_ticket"] is None
+
+
+@pytest.mark.parametrize(("comment", "intent"), [
+    ("no, the agent was rude", "deny"),  # more than a refusal
+    ("Thanks, the agent was very helpful", "thank"),
+    ("没有按时发货，很失望", "deny"),
+    ("No", "complaint"),  # the NLU did not read a refusal
+])
+def test_a_comment_that_says_something_is_kept(rated_later, session, action_backend, comment,
+                                              intent) -> None:
+    number, ticket_id = rated_later
+    run(ActionCsatRate(), rate(2, slots={"csat_ticket": number}))
+    session.rollback()
+    run(ActionCsatComment(), tracker("csat_request", slots={
+        "csat_ticket": number, "csat_comment": comment}, text=comment, intent=intent))
+    assert survey_of(session, ticket_id).comment == comment
 
 
 def test_overlong_comment_is_kept_up_to_the_limit(rated_later, session, action_backend) -> None:
