@@ -13,7 +13,9 @@ import json
 from rasa_sdk.events import SlotSet
 
 from actions.base import EventList, KefuAction, Turn
+from ticketing.core.clock import utcnow
 from ticketing.shop import catalog
+from ticketing.shop.ingest import restock
 from ticketing.core.i18n import Text
 from ticketing.core.models import Product
 from ticketing.core.money import format_amount
@@ -35,6 +37,12 @@ ASK_PRODUCT = Text(
 ASK_PRODUCT_PLAIN = Text(zh="您想了解哪款商品？直接告诉我商品名就好。",
                          en="Which product would you like to know about? Just tell me its name.")
 _STOCK = Text(zh="{name}（{price}）：{status}", en="{name} ({price}): {status}")
+OFFER_RESTOCK = Text(zh="需要的话，到货后我可以在这里第一时间通知您。",
+                     en="If you like, I can tell you here as soon as it is back in stock.")
+RESTOCK_BUTTON = Text(zh="到货提醒我", en="Notify me when it's back")
+RESTOCK_SET = Text(zh="好的，{name} 到货后我会在这里通知您。",
+                   en="Done: I'll tell you here as soon as {name} is back in stock.")
+BACK_ALREADY = Text(zh="{name} 现在就有货：{status}", en="{name} is available right now: {status}")
 
 
 def product_mentioned(turn: Turn) -> str | None:
@@ -104,6 +112,7 @@ class ActionProductInfo(ProductAction):
 
     def answer(self, turn: Turn, product: Product) -> None:
         turn.say(catalog.describe(product, language=turn.language))
+        offer_restock(turn, product)
 
 
 class ActionProductStock(ProductAction):
@@ -118,3 +127,36 @@ class ActionProductStock(ProductAction):
         turn.say(_STOCK.get(turn.language, name=catalog.product_name(product, language=turn.language),
                             price=format_amount(product.price_cents),
                             status=catalog.stock_status(product, language=turn.language)))
+        offer_restock(turn, product)
+
+
+def offer_restock(turn: Turn, product: Product) -> None:
+    """Sold out: say so (done by the caller) and offer a notice when it is back; no ticket."""
+    if catalog.stock_level(product) is not catalog.StockLevel.OUT:
+        return
+    name = catalog.product_name(product, language=turn.language)
+    payload = "/restock_notice" + json.dumps({"product": name}, ensure_ascii=False)
+    turn.say(OFFER_RESTOCK, buttons=[{"title": RESTOCK_BUTTON.get(turn.language),
+                                      "payload": payload}])
+
+
+class ActionRestockNotice(ProductAction):
+    """"Tell me when it's back": a stored wish the shop's stock update fires (once)."""
+
+    intent = "restock_notice"
+
+    def name(self) -> str:
+        return "action_restock_notice"
+
+    def answer(self, turn: Turn, product: Product) -> None:
+        name = catalog.product_name(product, language=turn.language)
+        if catalog.stock_level(product) is not catalog.StockLevel.OUT:
+            turn.say(BACK_ALREADY, name=name,
+                     status=catalog.stock_status(product, language=turn.language))
+            return
+        customer = turn.require_customer()
+        if customer is None:
+            return  # asked to verify first: a notice needs to know who to tell
+        restock.subscribe(turn.session, customer_id=customer.id, product_id=product.id,
+                          now=utcnow())
+        turn.say(RESTOCK_SET, name=name)

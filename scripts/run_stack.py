@@ -50,6 +50,7 @@ def services() -> list[Service]:
         Service("sla-worker", [py, "-m", "ticketing.desk.worker"], "background (no port)"),
         Service("alerts", [py, "-m", "ticketing.reports.jobs"],
                 "background (no port), every 15 min"),
+        Service("webhooks", [py, "-m", "ticketing.desk.webhooks"], "background (no port)"),
         Service("actions", assistant.action_server_argv(rasa, py), rasa.action_url,
                 env=assistant.action_env(), ready_url=f"http://127.0.0.1:{rasa.action_port}/health"),
         Service("rasa", assistant.rasa_server_argv(rasa), f"{rasa.rasa_url}/webhooks/rest/webhook",

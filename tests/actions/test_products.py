@@ -171,3 +171,61 @@ def test_a_stray_entity_fragment_does_not_hide_the_product(make, session, action
                                                      {"entity": "product", "value": "蓝牙耳机"}])
     result = run(ActionProductInfo(), state)
     assert "价格：¥299.00" in result.text and result.buttons == []
+
+
+@pytest.mark.parametrize("language, button", [("zh", "到货提醒我"), ("en", "Notify me when it's back")])
+def test_a_sold_out_product_offers_a_restock_notice_and_no_ticket(make, session, action_backend,
+                                                                  language, button) -> None:
+    from sqlalchemy import select
+
+    from ticketing.core.models import Ticket
+
+    make.product(name_zh="哑光口红", name_en="Matte Lipstick", aliases=["口红", "lipstick"],
+                 stock=0)
+    session.commit()
+    result = run(ActionProductStock(), ask("product_stock", product="口红", language=language))
+    [offer] = [b for b in result.buttons if b["title"] == button]
+    assert offer["payload"].startswith("/restock_notice")
+    assert session.scalars(select(Ticket)).all() == []
+
+
+def test_an_available_product_offers_no_restock_notice(make, session, action_backend) -> None:
+    make.product(name_zh="机械键盘 K8", name_en="Mechanical Keyboard K8", aliases=["键盘"],
+                 stock=30)
+    session.commit()
+    result = run(ActionProductStock(), ask("product_stock", product="键盘"))
+    assert not any(b["payload"].startswith("/restock_notice") for b in result.buttons)
+
+
+def test_the_restock_notice_is_stored_once_for_a_verified_customer(make, session,
+                                                                   action_backend) -> None:
+    from sqlalchemy import select
+
+    from actions.products import ActionRestockNotice
+    from ticketing.core.models import RestockSubscription
+    from ticketing.shop import customers
+
+    lipstick = make.product(name_zh="哑光口红", name_en="Matte Lipstick", aliases=["口红"],
+                            stock=0)
+    alice = make.customer()
+    customers.link_identity(session, channel="telegram", external_id="77", customer_id=alice.id)
+    session.commit()
+    state = tracker(sender_id="telegram:77", slots={"language": "en", "verified": True},
+                    text="/restock_notice", intent="restock_notice",
+                    entities=[{"entity": "product", "value": "哑光口红"}])
+    first = run(ActionRestockNotice(), state)
+    again = run(ActionRestockNotice(), state)  # a double click: still one wish
+    assert "as soon as Matte Lipstick is back" in first.text and again.text == first.text
+    wishes = session.scalars(select(RestockSubscription)).all()
+    assert [(w.customer_id, w.product_id, w.notified_at) for w in wishes] == [
+        (alice.id, lipstick.id, None)]
+    session.rollback()
+
+
+def test_a_guest_is_asked_to_verify_before_a_restock_notice(make, session, action_backend) -> None:
+    from actions.products import ActionRestockNotice
+
+    make.product(name_zh="哑光口红", name_en="Matte Lipstick", aliases=["口红"], stock=0)
+    session.commit()
+    result = run(ActionRestockNotice(), ask("restock_notice", product="口红"))
+    assert result.responses == ["utter_verify_first"]

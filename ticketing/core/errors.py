@@ -164,6 +164,23 @@ class AlreadyAnswered(Conflict):
     message_en = "You have already rated this service. Thank you!"
 
 
+class AddressLocked(Conflict):
+    """The order has shipped (or ended): its delivery address can no longer be changed here."""
+
+    code = "address_locked"
+    message_zh = "订单已发货或已结束，收货地址不能再修改。"
+    message_en = "The order has shipped or ended, so its delivery address can no longer change."
+
+
+class InvalidAddress(ValidationError):
+    """A delivery address too short or too long to be one."""
+
+    code = "invalid_address"
+    message_zh = "这看起来不像完整的收货地址，请写上收货人、电话和详细地址。"
+    message_en = ("That doesn't look like a full delivery address: please give the recipient, "
+                  "phone number and full address.")
+
+
 class PermissionDenied(KefuError):
     code = "permission_denied"
     message_zh = "您没有权限执行该操作。"
@@ -197,3 +214,68 @@ class CryptoError(KefuError):
     code = "crypto_error"
     message_zh = "数据解密失败。"
     message_en = "Encrypted data could not be read."
+
+
+# --- shop ingestion (ticketing.shop.ingest): one error per thing a shop's row can get wrong ---
+class FieldTooLong(ValidationError):
+    code = "field_too_long"
+    message_zh = "字段内容超出长度限制。"
+    message_en = "A field is longer than allowed."
+
+
+class UnknownState(ValidationError):
+    code = "unknown_state"
+    message_zh = "状态值无法识别。"
+    message_en = "The state is not one Kefu knows."
+
+
+class InvalidPhone(ValidationError):
+    code = "invalid_phone"
+    message_zh = "手机号码格式不正确。"
+    message_en = "The phone number is not valid."
+
+
+class BatchTooLarge(ValidationError):
+    code = "batch_too_large"
+    message_zh = "一批数据的行数超出上限。"
+    message_en = "The batch has more rows than allowed."
+
+
+class InconsistentAmounts(InvalidAmount):
+    code = "inconsistent_amounts"
+    message_zh = "金额前后不一致。"
+    message_en = "The amounts do not add up."
+
+
+class RefundExceedsPaid(InvalidAmount):
+    code = "refunded_exceeds_paid"
+    message_zh = "退款金额超过了实付金额。"
+    message_en = "More is refunded than was paid."
+
+
+class UnknownProduct(NotFound):
+    code = "unknown_product"
+    message_zh = "订单中的商品不存在，请先导入商品。"
+    message_en = "An item names a product Kefu does not have; send the product first."
+
+
+class StateGoesBackwards(IllegalTransition):
+    code = "state_backwards"
+    message_zh = "状态不能倒退。"
+    message_en = "The state cannot go back to an earlier one."
+
+
+class KeyTaken(Conflict):
+    """A unique value (SKU, tracking number, phone) already belongs to another record."""
+
+    code = "key_taken"
+    message_zh = "该编号已属于另一条记录。"
+    message_en = "That value already belongs to another record."
+
+
+class RateLimited(KefuError):
+    """Too many requests with one API token; ``context['retry_after']`` says when to retry."""
+
+    code = "rate_limited"
+    message_zh = "请求过于频繁，请稍后再试。"
+    message_en = "Too many requests; please retry later."

@@ -23,6 +23,7 @@ from ticketing.desk import sla
 # every ticket change reaches the state machine's module: loading it turns on the listeners
 # that keep the reports' facts in step (ticketing.desk.facts)
 from ticketing.desk import facts as _facts  # noqa: F401
+from ticketing.desk.webhooks import events as _webhooks  # noqa: F401  (and the webhook events)
 
 ACTIVE_STATES = (TicketState.NEW, TicketState.OPEN, TicketState.WAITING_CUSTOMER)
 ALLOWED: dict[TicketState, frozenset[TicketState]] = {

@@ -44,3 +44,22 @@ __all__ = [
     "TicketEvent", "TicketMessage", "TicketState", "TicketViewer", "Tier", "TimerKind", "TimerStatus",
     "TrackingEvent", "UTCDateTime",
 ]
+from ticketing.core.models.webhooks import (  # noqa: E402
+    DUE_STATUSES,
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+
+__all__ += [
+    "DUE_STATUSES", "DeliveryStatus", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint",
+    "WebhookEvent",
+]
+
+# shop ingestion (ticketing.shop.ingest): restock subscriptions and the notices sent once
+from ticketing.core.models.catalog import RestockSubscription  # noqa: E402
+from ticketing.core.models.notices import CustomerNotice  # noqa: E402
+
+__all__ += ["CustomerNotice", "RestockSubscription"]

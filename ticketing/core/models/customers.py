@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, LargeBinary, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ticketing.core.clock import utcnow
@@ -33,6 +33,12 @@ class Customer(Base):
     phone_lookup: Mapped[str | None] = mapped_column(String(64), index=True)
     address_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the shop's own id and the time of the shop's version we hold (ticketing.shop.ingest)
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    source_updated_at: Mapped[datetime | None] = mapped_column()
+    # the customer asked for no shipping notices (shipped, delivered, parcel problems)
+    shipping_notices_opt_out: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                           server_default=false())
 
     identities: Mapped[list[ChannelIdentity]] = relationship(back_populates="customer")
 

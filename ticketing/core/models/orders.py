@@ -42,6 +42,8 @@ class Order(Base):
     delivered_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
     cancelled_at: Mapped[datetime | None] = mapped_column()
+    # the time of the shop's version we hold; ``number`` is the shop's own key
+    source_updated_at: Mapped[datetime | None] = mapped_column()
 
     items: Mapped[list[OrderItem]] = relationship(back_populates="order", order_by="OrderItem.id")
     shipments: Mapped[list[Shipment]] = relationship(back_populates="order", order_by="Shipment.id")
@@ -72,6 +74,8 @@ class Shipment(Base):
     shipped_at: Mapped[datetime] = mapped_column()
     promised_by: Mapped[datetime] = mapped_column()  # ETA promised at shipping time
     delivered_at: Mapped[datetime | None] = mapped_column()
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    source_updated_at: Mapped[datetime | None] = mapped_column()
 
     order: Mapped[Order] = relationship(back_populates="shipments")
     events: Mapped[list[TrackingEvent]] = relationship(
@@ -90,6 +94,7 @@ class TrackingEvent(Base):
     location_en: Mapped[str] = mapped_column(String(80))
     description_zh: Mapped[str] = mapped_column(String(200))
     description_en: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     shipment: Mapped[Shipment] = relationship(back_populates="events")
 
@@ -146,5 +151,7 @@ class RefundRequest(Base):
     done_at: Mapped[datetime | None] = mapped_column()
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    source_updated_at: Mapped[datetime | None] = mapped_column()
 
     order: Mapped[Order] = relationship(back_populates="refunds")

@@ -9,6 +9,7 @@ from ticketing.web.routes import me
 from ticketing.web.routes import customers, refunds, tickets
 from ticketing.web.routes import events
 from ticketing.web.routes import admin, board, report_exports, reports
+from ticketing.web.routes import shop_api
 
 
 def register(app: FastAPI) -> None:
@@ -23,3 +24,4 @@ def register(app: FastAPI) -> None:
     app.include_router(report_exports.router)
     app.include_router(admin.router)
     app.include_router(board.router)
+    shop_api.install(app)
