@@ -17,8 +17,9 @@ Three kinds, each about one subject; at most one *open* alert per (kind, subject
     a customer with ``repeated_threshold`` or more refund requests in ``repeated_window``.
 ``sla_breaches`` (subject ``all`` or ``team:<id>``, the ticket's current team)
     rate = breached ÷ decided response/resolution timers whose deadline fell in the recent
-    window, with the verdict of :func:`ticketing.desk.stats.sla_report` (breached when
-    marked, completed late or still running past the deadline; paused ones are undecided).
+    window, each timer judged as the facts' SLA verdicts judge a generation
+    (:func:`ticketing.desk.facts.sla_verdict`: breached when marked, completed late or still
+    running past the deadline; paused ones are undecided).
 
 A rate alert opens when the recent rate ≥ max(baseline × ratio, baseline + margin) on a large
 enough recent sample and a known baseline; the baseline at opening is kept on the alert, and

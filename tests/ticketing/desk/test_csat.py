@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ticketing.core import errors
-from ticketing.desk import csat, followup, ownership, stats, tickets, timer_index, worker
+from ticketing.desk import csat, followup, ownership, tickets, timer_index, worker
 from ticketing.core.models import (
     Category,
     Channel,
@@ -21,6 +21,8 @@ from ticketing.core.models import (
     TicketEvent,
     TicketState,
 )
+from ticketing.reports import metrics
+from ticketing.reports.scope import Filters, Period
 
 NOW = datetime(2026, 3, 10, 8, 0, tzinfo=timezone.utc)
 _numbers = itertools.count(1)
@@ -305,8 +307,11 @@ def test_full_loop_survey_followup_reopen_and_resolve_keeps_one_credited_survey(
     assert len(outbox_of(session, ticket, "csat_request")) == 1
     stored = session.get(Survey, survey.id)
     assert (stored.agent_id, stored.score, stored.followup_solved) == (first_id, 2, False)
-    rows = stats.csat_report(session, since=t0, until=later + timedelta(days=1), group_by="agent")
-    assert [(r.key, r.responses, r.csat_pct) for r in rows] == [(str(first_id), 1, 0.0)]
+    # the reports' facts were refreshed as each of those transactions committed: the rating
+    # stays with the agent the survey was credited to, not the one who solved the reopen
+    period = Period.of_days(t0.date(), (later + timedelta(days=1)).date(), "UTC")
+    _, by_agent = metrics.table(session, period, Filters(), "agent", now=later)
+    assert {k: (v.responses, v.csat_pct) for k, v in by_agent.items()} == {first_id: (1, 0.0)}
 
 
 def test_worker_sends_one_reminder_for_an_unanswered_survey(make, session, session_factory) -> None:
