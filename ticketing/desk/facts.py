@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, event, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from ticketing.core.clock import aware, utcnow
 from ticketing.core.models import (
@@ -91,14 +91,19 @@ def _before_commit(session: Session) -> None:
     session.flush()
 
 
-def _forget(session: Session, *args: Any) -> None:
-    for key in (_TICKETS, _INBOUND, _CHATS):
-        session.info.pop(key, None)
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    """The outermost transaction ended: what it noted is done with. Not ``after_rollback``,
+    which also fires when a savepoint rolls back (a lost claim race, a bad row of a shop
+    batch) and would drop the tickets the rest of the transaction touched, leaving their
+    facts stale; a ticket noted inside the rolled-back savepoint is just recomputed as is."""
+    if transaction.parent is None:
+        for key in (_TICKETS, _INBOUND, _CHATS):
+            session.info.pop(key, None)
 
 
 event.listen(Session, "after_flush", _noted)
 event.listen(Session, "before_commit", _before_commit)
-event.listen(Session, "after_rollback", _forget)
+event.listen(Session, "after_transaction_end", _forget)
 
 
 # --- tickets -------------------------------------------------------------------------------

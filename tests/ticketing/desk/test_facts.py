@@ -83,6 +83,29 @@ def test_a_rolled_back_change_leaves_the_facts_as_they_were(
         assert s.get(TicketFact, ticket_id).owner_id == agent_id
 
 
+def test_a_rolled_back_savepoint_keeps_the_rest_of_the_transaction_counted(
+        session_factory: sessionmaker[Session]) -> None:
+    """A savepoint that rolls back (a lost race, a bad row in a batch) must not make the
+    facts forget the tickets the rest of the transaction changed."""
+    with session_factory.begin() as s:
+        make = Factory(s, PiiCipher(TEST_KEY))
+        desk = build_desk(make)
+        first = tickets.create_ticket(s, customer_id=make.customer().id, subject="坏了",
+                                      channel="widget", now=NOW)
+        second = tickets.create_ticket(s, customer_id=make.customer().id, subject="没到",
+                                       channel="widget", now=NOW)
+        ids, agent_id = (first.id, second.id), desk.l1.id
+    with session_factory.begin() as s:
+        ownership.claim(s, ticket_id=ids[0], agent_id=agent_id, now=NOW + H)
+        s.flush()
+        savepoint = s.begin_nested()
+        ownership.claim(s, ticket_id=ids[1], agent_id=agent_id, now=NOW + H)
+        savepoint.rollback()
+    with session_factory() as s:
+        assert s.get(TicketFact, ids[0]).owner_id == agent_id
+        assert s.get(TicketFact, ids[1]).owner_id is None
+
+
 def test_backfill_and_rebuild_recompute_from_the_source_rows(
         session_factory: sessionmaker[Session]) -> None:
     with session_factory.begin() as s:
