@@ -1,24 +1,33 @@
 """change_shipping_address: what a shop can still change, and who does it.
 
-Before shipping the change is the order team's job: the bot opens a ticket (category order)
-and hands the conversation to a person, because the customer has to tell someone the new
-recipient and address and the team applies it before the parcel leaves. Once shipped the
-shop can no longer change it: the bot says so, names the carrier and tracking number for a
-redirect, and offers a person. Addresses are only ever shown masked (rules §SEC-4).
+Before shipping the bot changes it itself: it asks for the new recipient, phone and address
+(``address_form``), changes the order through :mod:`ticketing.shop.addresses` (the customer's
+own order, only before shipping, encrypted, audited) and confirms. Once shipped the shop can
+no longer change it: the bot says so, names the carrier and tracking number for a redirect,
+and offers a person. Addresses are only ever shown masked (rules §SEC-4, §ORD-3).
 """
 
 from __future__ import annotations
 
-from rasa_sdk import Tracker
+from typing import Any
+
+from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import REQUESTED_SLOT
 
 from actions import order_choice
-from actions.base import EventList, KefuAction, Turn
-from actions.handoff import hand_off
+from actions.base import EventList, Guarded, KefuAction, Turn
+from actions.turn import language_of
 from ticketing.core import pii
-from ticketing.shop import customers, logistics, orders
-from ticketing.core.errors import KefuError
+from ticketing.core.errors import InvalidAddress, KefuError
 from ticketing.core.i18n import Text
-from ticketing.core.models import Category, Customer, Order, OrderState
+from ticketing.core.models import Customer, Order, OrderState
+from ticketing.shop import addresses, customers, logistics, orders
+
+ORDER = "address_order"  # the order whose address is being changed
+NEW_ADDRESS = "new_address"  # the whole next message, while the form asks for it
+CHANGEABLE = "address_changeable"  # the rules start the form only when this is true
 
 ASK_ORDER = Text("请问要修改哪个订单的收货地址？请选择订单或直接发送订单号：",
                  "Which order's delivery address should change? Pick one or type the order number:")
@@ -29,13 +38,24 @@ NOTHING_TO_CHANGE = Text(
     "changed under \"My addresses\" in the shop; for a particular order, send me its number.")
 CURRENT = Text("（当前地址：{address}）", " (currently {address})")
 BEFORE_SHIPPING = Text(
-    "订单 {number} 还没有发货，收货地址可以修改{current}。我这就把修改请求交给订单组："
-    "请把新的收货人、电话和地址直接发给接手的客服，他们会在发货前改好并在这里跟您确认。",
-    "Order {number} hasn't shipped yet, so the delivery address can still be changed{current}. "
-    "I'm passing the change to our order team: send the new recipient, phone number and address "
-    "to the agent who picks this up, and they'll update it before the parcel ships and confirm "
-    "with you here.",
+    "订单 {number} 还没有发货，收货地址可以直接在这里修改{current}。",
+    "Order {number} hasn't shipped yet, so I can change its delivery address right "
+    "here{current}.",
 )
+ASK_ADDRESS = Text(
+    "请发送新的收货人、手机号和详细地址（例如：张三 13800138000 上海市浦东新区世纪大道100号）。"
+    "不改了请回复“算了”。",
+    "Please send the new recipient, phone number and full address (for example: Zhang San "
+    "13800138000, 100 Century Avenue, Pudong, Shanghai). To keep the current one, say "
+    "\"cancel\".",
+)
+DONE = Text("好的，订单 {number} 的收货地址已改为：{address}。发货时会按新地址配送。",
+            "Done: order {number} will now be delivered to {address}.")
+SAME = Text("订单 {number} 的收货地址本来就是这个（{address}），不需要修改。",
+            "Order {number} already goes to that address ({address}); nothing to change.")
+KEPT = Text("好的，订单 {number} 的收货地址保持不变。",
+            "All right, order {number} keeps its current address.")
+KEPT_ANY = Text("好的，收货地址保持不变。", "All right, the address stays as it is.")
 SHIPPED = Text(
     "订单 {number} 已经发货{parcel}，商家这边已经无法修改收货地址了。您可以联系快递公司申请改派，"
     "或者转人工客服帮您联系快递。",
@@ -73,15 +93,17 @@ class ActionChangeAddress(KefuAction):
                                           when_none=NOTHING_TO_CHANGE)
         customer = turn.customer
         if order is None or customer is None:
-            return []  # choose_order has spoken: verify first, pick one, or nothing to change
+            # choose_order has spoken: verify first, pick one, or nothing to change
+            return [SlotSet(CHANGEABLE, False)]
         events = order_choice.remember(order)
         agent = [{"title": AGENT_BUTTON.get(turn.language), "payload": "/human_handoff"}]
         if order.state in NOT_SHIPPED:
             address = masked_address(turn, order, customer)
             current = CURRENT.get(turn.language, address=address) if address else ""
             turn.say(BEFORE_SHIPPING, number=order.number, current=current)
-            return events + hand_off(turn, reason="change_shipping_address",
-                                     category=Category.ORDER, order_number=order.number)
+            # the address form asks for the new one (action_ask_new_address)
+            return events + [SlotSet(ORDER, order.number), SlotSet(NEW_ADDRESS, None),
+                             SlotSet(CHANGEABLE, True)]
         if order.state is OrderState.SHIPPED:
             shipment = logistics.current_shipment(turn.session, order=order)
             parcel = "" if shipment is None else PARCEL.get(
@@ -93,7 +115,81 @@ class ActionChangeAddress(KefuAction):
         else:
             turn.say(DELIVERED, buttons=agent, number=order.number,
                      state=orders.state_name(order.state, language=turn.language))
-        return events
+        return events + [SlotSet(CHANGEABLE, False)]
 
     def on_refused(self, error: KefuError, tracker: Tracker) -> EventList:
-        return order_choice.forget_order()  # a wrong or foreign number is not tried again
+        # a wrong or foreign number is not tried again
+        return order_choice.forget_order() + [SlotSet(CHANGEABLE, False)]
+
+
+class ActionAskNewAddress(KefuAction):
+    """The address form's question (with an example, and how to keep the old one)."""
+
+    def name(self) -> str:
+        return "action_ask_new_address"
+
+    def act(self, turn: Turn) -> EventList:
+        turn.say(ASK_ADDRESS)
+        return []
+
+
+class ValidateAddressForm(Guarded, FormValidationAction):
+    """A message that cannot be an address is explained and asked again, never stored."""
+
+    def name(self) -> str:
+        return "validate_address_form"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> EventList:
+        return await self.recovering(dispatcher, tracker, super().run(dispatcher, tracker, domain))
+
+    def on_failed(self) -> EventList:
+        return [SlotSet(REQUESTED_SLOT, None), SlotSet(CHANGEABLE, False)]
+
+    def validate_new_address(self, value: Any, dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return {NEW_ADDRESS: addresses.clean_address(str(value or ""))}
+        except InvalidAddress as error:
+            dispatcher.utter_message(text=error.text(language_of(tracker)))
+            return {NEW_ADDRESS: None}
+
+
+class ActionSubmitAddress(KefuAction):
+    """Change the order's address (refused if it shipped meanwhile) and confirm it masked."""
+
+    def name(self) -> str:
+        return "action_submit_address"
+
+    def act(self, turn: Turn) -> EventList:
+        customer, number = turn.require_customer(), turn.slot(ORDER)
+        if customer is None or not number:
+            return _forget()
+        change = addresses.change_delivery_address(
+            turn.session, customer_id=customer.id, number=str(number),
+            address=str(turn.slot(NEW_ADDRESS) or ""), cipher=turn.backend.cipher)
+        turn.say(DONE if change.changed else SAME, number=change.order.number,
+                 address=change.masked)
+        return _forget()
+
+    def on_refused(self, error: KefuError, tracker: Tracker) -> EventList:
+        return _forget()  # the refusal (shipped meanwhile, not an address) was said
+
+
+class ActionKeepAddress(KefuAction):
+    """The customer changed their mind: nothing changes."""
+
+    def name(self) -> str:
+        return "action_keep_address"
+
+    def act(self, turn: Turn) -> EventList:
+        number = turn.slot(ORDER)
+        if number:
+            turn.say(KEPT, number=number)
+        else:
+            turn.say(KEPT_ANY)
+        return _forget()
+
+
+def _forget() -> EventList:
+    return [SlotSet(ORDER, None), SlotSet(NEW_ADDRESS, None), SlotSet(CHANGEABLE, None)]

@@ -1,15 +1,23 @@
-"""change_shipping_address: a ticket for the order team before shipping, an honest "no" after;
-addresses only ever masked."""
+"""change_shipping_address: the bot changes an unshipped order's address itself (a form, the
+service, a confirmation), an honest "no" after shipping; addresses only ever masked."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from actions.address import ActionChangeAddress
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.address import (
+    ActionAskNewAddress,
+    ActionChangeAddress,
+    ActionKeepAddress,
+    ActionSubmitAddress,
+    ValidateAddressForm,
+)
 from tests.actions.harness import run, tracker
 from ticketing.shop import customers
-from ticketing.core.models import Category, Customer, OrderState, Ticket
+from ticketing.core.models import Customer, Order, OrderState, Ticket
 
 SENDER = "telegram:6001"
 
@@ -29,19 +37,74 @@ def asking(number: str | None = None, *, language: str = "zh", sender: str = SEN
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
-def test_before_shipping_the_change_becomes_an_order_ticket(
+def test_before_shipping_the_bot_starts_the_address_form(
         session, make, cipher, action_backend, language) -> None:
     customer = verified(session, make, language=language)
     order = make.order(customer=customer, state=OrderState.PAID)
     order.address_enc = cipher.encrypt("北京市海淀区中关村大街1号3单元502", field="address")
     session.commit()
     result = run(ActionChangeAddress(), asking(order.number, language=language))
-    ticket = session.scalars(select(Ticket)).one()
-    assert ticket.category is Category.ORDER and ticket.order_id == order.id
     assert "北京市海淀区******" in result.text and "中关村" not in result.text
-    assert ticket.number in result.text and "pause" in result.event_types()
-    assert result.custom[-1]["kefu"]["handoff"] is True
-    assert ("发货前" in result.text) if language == "zh" else ("before the parcel ships" in result.text)
+    assert session.scalars(select(Ticket)).all() == [] and "pause" not in result.event_types()
+    assert result.slots()["address_changeable"] is True
+    assert result.slots()["address_order"] == order.number
+    assert ("直接在这里修改" in result.text) if language == "zh" else ("right here" in result.text)
+
+
+def _form(number, text, *, language="zh"):
+    return tracker(sender_id=SENDER, text=text, intent="inform", slots={
+        "language": language, "verified": True, "address_order": number, "new_address": text,
+        "address_changeable": True}, active_loop="address_form", requested_slot="new_address")
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_new_address_is_applied_and_confirmed_masked(session, make, cipher, action_backend,
+                                                         language) -> None:
+    customer = verified(session, make, language=language)
+    order = make.order(customer=customer, state=OrderState.PAID)
+    session.commit()
+    new, number = "李四 13900139000 杭州市西湖区文三路200号5幢", order.number
+    ask = run(ActionAskNewAddress(), _form(order.number, None, language=language))
+    assert ("手机号和详细地址" in ask.text) if language == "zh" else ("full address" in ask.text)
+    result = run(ActionSubmitAddress(), _form(order.number, new, language=language))
+    session.expire_all()
+    assert cipher.decrypt(session.get(Order, order.id).address_enc, field="address") == new
+    session.rollback()  # SQLite: a reading transaction holds the write lock here
+    assert number in result.text and "李四 139******" in result.text
+    assert "13900139000" not in result.text and "文三路" not in result.text
+    assert result.slots() == {"address_order": None, "new_address": None,
+                              "address_changeable": None}
+    # the same answer again (a repeated message): nothing changes, the customer is told so
+    again = run(ActionSubmitAddress(), _form(number, new, language=language))
+    assert ("不需要修改" in again.text) if language == "zh" else ("nothing to change" in again.text)
+
+
+def test_an_order_shipped_meanwhile_is_refused_unchanged(session, make, action_backend) -> None:
+    customer = verified(session, make)
+    order = make.order(customer=customer, state=OrderState.SHIPPED)
+    before = order.address_enc
+    session.commit()
+    result = run(ActionSubmitAddress(), _form(order.number, "李四 13900139000 杭州市西湖区文三路200号"))
+    session.expire_all()
+    assert "不能再修改" in result.text and session.get(Order, order.id).address_enc == before
+    session.rollback()
+    assert result.slots()["address_order"] is None
+
+
+@pytest.mark.parametrize(("text", "kept"), [("上海", False), ("我家楼下那个快递柜", False),
+                                             ("王五 13700137000 南京市鼓楼区中山路1号", True)])
+def test_what_is_not_an_address_is_asked_again(action_backend, text, kept) -> None:
+    dispatcher = CollectingDispatcher()
+    state = _form("2026112500000001", text)
+    found = ValidateAddressForm().validate_new_address(text, dispatcher, state, {})
+    assert (found["new_address"] is not None) is kept
+    assert bool(dispatcher.messages) is not kept  # the refusal says what is missing
+
+
+def test_cancel_keeps_the_old_address(session, make, action_backend) -> None:
+    result = run(ActionKeepAddress(), _form("2026112500000001", None, language="en"))
+    assert "keeps its current address" in result.text
+    assert result.slots()["address_changeable"] is None
 
 
 def test_without_an_order_address_the_customers_is_shown_masked(session, make, action_backend) -> None:
@@ -114,7 +177,8 @@ def test_another_customers_order_is_not_found(session, make, action_backend, lan
     result = run(ActionChangeAddress(), asking(theirs.number, language=language))
     assert ("没有找到这个订单" in result.text) if language == "zh" else ("could not find" in result.text)
     assert "广州" not in result.text and session.scalars(select(Ticket)).all() == []
-    assert result.slots() == {"order_id": None}  # the wrong number is not kept
+    # the wrong number is not kept, and no form starts
+    assert result.slots() == {"order_id": None, "address_changeable": False}
 
 
 def test_unverified_visitor_must_verify_first(session, make, action_backend) -> None:
