@@ -300,3 +300,69 @@ def test_rasa_stopped_mid_conversation_apology_ticket_nothing_lost(
     run(scenario())
     assert metric(gateway.metrics(), "kefu_gateway_handoffs_total",
                   reason="assistant_unavailable") >= 1
+
+
+def test_an_order_the_shop_loads_through_its_api_is_answered_to_its_customer_only(
+        gateway: GatewayProcess, live_stack: LiveAssistant) -> None:
+    """Issue 14's promise end to end: the shop's API (the desk app, in this process, over the
+    stack's database) loads a customer and an order; that customer, signed in to the widget,
+    gets it from the assistant; another customer asking for the same number learns nothing."""
+    from fastapi.testclient import TestClient
+
+    from ticketing.core.db import make_engine, make_session_factory
+    from ticketing.core.models import Agent, Customer, Role
+    from ticketing.core.pii import PiiCipher
+    from ticketing.core.settings import load_settings
+    from ticketing.desk import accounts
+    from ticketing.web.app import create_app
+
+    settings = load_settings(live_stack.env)
+    engine = make_engine(live_stack.database_url)
+    factory = make_session_factory(engine, schedule=settings.schedule)
+    number = "2026113099990001"
+    try:
+        with factory.begin() as session:
+            admin = session.scalars(select(Agent).where(Agent.role == Role.ADMIN)).first()
+            _token, secret = accounts.create_api_token(
+                session, agent_id=admin.id, name="shop sync", scopes=["shop:write"])
+        app = create_app(settings=settings, session_factory=factory,
+                         cipher=PiiCipher(settings.pii_key))
+        stamp = "2026-11-30T08:00:00+08:00"
+        with TestClient(app) as shop:
+            def send(kind: str, row: dict) -> None:
+                answer = shop.post(f"/api/v1/shop/{kind}", json={"rows": [row]},
+                                   headers={"Authorization": f"Bearer {secret}"})
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["results"][0]["status"] == "created", answer.text
+            send("products", {"external_id": "LIVE-P1", "name_zh": "竹纤维毛巾",
+                              "name_en": "Bamboo Towel", "category": "home", "price_cents": 4900,
+                              "stock": 20, "no_reason_return_7d": True, "updated_at": stamp})
+            send("customers", {"external_id": "LIVE-C1", "name": "林晓", "language": "zh",
+                               "phone": "13912345678", "updated_at": stamp})
+            send("orders", {"number": number, "customer": "LIVE-C1", "state": "paid",
+                            "items": [{"product": "LIVE-P1", "quantity": 1,
+                                       "unit_price_cents": 4900}],
+                            "paid_cents": 4900, "created_at": stamp, "updated_at": stamp})
+        with factory() as session:
+            owner_id = session.scalars(select(Customer.id).where(
+                Customer.external_id == "LIVE-C1")).one()
+    finally:
+        engine.dispose()
+    other_id, _ = demo_customer(live_stack.database_url)
+
+    async def ask(customer_id: int) -> str:
+        token = widget_token.sign(customer_id, secret="test-secret")
+        client = WidgetClient(gateway.ws_url, token=token)
+        welcome = await client.connect()
+        assert welcome["verified"] is True
+        await client.send(f"订单 {number} 到哪了")
+        await client.wait_messages(1, timeout=60)
+        await asyncio.sleep(1.0)
+        said = texts_of(client.messages)
+        await client.close()
+        return said
+
+    mine = run(ask(owner_id))
+    assert number in mine and "已付款" in mine and "竹纤维毛巾" in mine
+    theirs = run(ask(other_id))
+    assert "没有找到" in theirs and "竹纤维毛巾" not in theirs
