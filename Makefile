@@ -14,7 +14,7 @@ RASA      := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(RASA_VENV)/bi
 # The assistant's training inputs; `rasa train` itself skips work when its fingerprint matches.
 TRAIN_ARGS := --config config.yml --domain bot/domain --data nlu_data --out models --fixed-model-name kefu
 
-.PHONY: help setup system-packages run test test-fast migrate demo-data worker bench bench-turns bench-gateway bench-desk bench-reports train shell eval-nlu validate clean
+.PHONY: help setup system-packages run test test-fast migrate demo-data worker bench bench-turns bench-gateway bench-desk bench-reports bench-ingest train shell eval-nlu validate clean
 
 help:
 	@echo "make run    - set up, migrate, load demo data, start the stack (SQLite, no Redis needed)"
@@ -90,6 +90,9 @@ bench-desk: $(APP_STAMP)
 
 bench-reports: $(APP_STAMP)
 	$(PY) bench/reports.py  # PostgreSQL kefu_bench_reports: 1,000,000 tickets generated once (~1.5 min), then reused
+
+bench-ingest: $(APP_STAMP)
+	$(PY) bench/ingest.py  # PostgreSQL kefu_bench_ingest (emptied each run): 100,000 orders by CSV, 20,000 by the shop API
 
 clean:
 	rm -rf $(VENV) $(RASA_VENV) models var/kefu.db* var/rasa
