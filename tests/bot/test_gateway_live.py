@@ -352,7 +352,7 @@ def test_an_order_the_shop_loads_through_its_api_is_answered_to_its_customer_onl
                 Customer.external_id == "LIVE-C1")).one()
     finally:
         engine.dispose()
-    other_id, _ = demo_customer(live_stack.database_url)
+    other_id, _ = demo_customer(live_stack.database_url, nth=3)  # no handoff of theirs here
 
     async def ask(customer_id: int) -> str:
         token = widget_token.sign(customer_id, secret="test-secret")

@@ -384,7 +384,11 @@ def test_handoff_agent_reply_solve_and_csat(
     fake.push_text(user, "请快点处理")
     wait_until(lambda: any(a == "customer" and b == "请快点处理" for a, b, _ in desk.thread(ticket_id)),
                what="the message on the ticket thread")
-    quiet(fake, user, count)
+    # the assistant stays silent; the customer gets exactly one receipt naming the ticket
+    receipt = wait_text(fake, user, "收到", after=count)
+    assert number in receipt["text"]
+    quiet(fake, user, count + 1)
+    count += 1
 
     # a photo is downloaded and attached to the ticket
     image = b"\xff\xd8\xff\xe0" + hashlib.sha256(b"kefu").digest() * 64 + b"\xff\xd9"
