@@ -70,9 +70,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
 import httpx  # noqa: E402
-from sqlalchemy import Engine, create_engine, event, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import Engine, event, func, select, text  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
+from bench_db import check_database_url, ensure_database  # noqa: E402
 from turn_latency import free_port, start, stop_all, summary_of  # noqa: E402
 
 from bot import widget_token  # noqa: E402
@@ -90,7 +90,6 @@ from ticketing.web.queries import queues  # noqa: E402
 BENCH = ROOT / "var" / "bench" / "desk"
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/kefu_bench_desk"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
-FORBIDDEN_DATABASES = {"test", "kefu_ci", "postgres", "template0", "template1"}
 SEED_MARK = "bench.desk_seed"  # the audit line that describes the seed in the database
 SEED_VERSION = 1
 PASSWORD = "kefu-bench"  # the seeded agents' password (a benchmark database only)
@@ -334,29 +333,6 @@ COLUMNS = {
 }
 
 
-def check_database_url(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        sys.exit("desk_load needs PostgreSQL (--database-url postgresql+psycopg://…)")
-    if parsed.host not in ("127.0.0.1", "localhost"):
-        sys.exit("desk_load only talks to 127.0.0.1")
-    name = parsed.database or ""
-    if name in FORBIDDEN_DATABASES or "bench" not in name:
-        sys.exit(f"refusing database {name!r}: use a benchmark database (its name has 'bench')")
-    return name
-
-
-def ensure_database(url: str, name: str) -> None:
-    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-                print(f"created database {name}")
-    finally:
-        admin.dispose()
-
-
 def seed_info(factory: sessionmaker[Session]) -> dict[str, Any] | None:
     with factory() as session:
         row = session.scalar(select(AuditLog).where(AuditLog.action == SEED_MARK)
@@ -426,7 +402,7 @@ def seed(engine: Engine, factory: sessionmaker[Session], *, tickets: int, custom
 def prepare_database(url: str, *, tickets: int, customers: int, reseed: bool,
                      cipher: PiiCipher) -> tuple[dict[str, Any], bool]:
     """(seed description, seeded now): reuses a seed of the same size unless ``reseed``."""
-    name = check_database_url(url)
+    name = check_database_url(url, "bench/desk_load.py")
     ensure_database(url, name)
     engine = make_engine(url)
     factory = make_session_factory(engine)

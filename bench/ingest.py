@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import httpx  # noqa: E402
 from sqlalchemy import Engine, create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+from bench_db import check_database_url, ensure_database  # noqa: E402
 from turn_latency import free_port, start, stop_all  # noqa: E402
 
 from bot.assistant import wait_until_up  # noqa: E402
@@ -64,7 +65,6 @@ from ticketing.shop.ingest.csv_columns import LAYOUTS  # noqa: E402
 
 BENCH = ROOT / "var" / "bench" / "ingest"
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/kefu_bench_ingest"
-FORBIDDEN_DATABASES = {"test", "kefu_ci", "postgres", "template0", "template1"}
 PII_KEY = base64.b64encode(hashlib.sha256(b"kefu bench ingest pii").digest()).decode()
 ADMIN = "bench.shop"
 BATCH = 1000
@@ -83,29 +83,9 @@ BAD_LINES = (
 
 
 # --- the database --------------------------------------------------------------------------------
-def check_database_url(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        sys.exit("bench/ingest.py needs PostgreSQL (--database-url postgresql+psycopg://…)")
-    if parsed.host not in ("127.0.0.1", "localhost"):
-        sys.exit("bench/ingest.py only talks to 127.0.0.1")
-    name = parsed.database or ""
-    if name in FORBIDDEN_DATABASES or "bench" not in name:
-        sys.exit(f"refusing database {name!r}: use a benchmark database (its name has 'bench')")
-    return name
-
-
 def fresh_database(url: str) -> None:
     """Create the database when missing, drop whatever it holds, migrate it to the newest."""
-    name = check_database_url(url)
-    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-                print(f"created database {name}")
-    finally:
-        admin.dispose()
+    ensure_database(url, check_database_url(url, "bench/ingest.py"))
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
@@ -412,7 +392,7 @@ def main() -> int:
         sys.exit("--orders at least 10, --api-orders at least 1")
     BENCH.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the desk is stopped on the way out
-    check_database_url(args.database_url)
+    check_database_url(args.database_url, "bench/ingest.py")
     shape, now = Shape(args.orders), datetime.now(timezone.utc)
     fresh_database(args.database_url)
     engine = make_engine(args.database_url)

@@ -83,8 +83,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
-from sqlalchemy import Engine, create_engine, event, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import Engine, event, select, text  # noqa: E402
+from bench_db import check_database_url, ensure_database  # noqa: E402
 from turn_latency import free_port, start, stop_all  # noqa: E402
 
 from bot.assistant import wait_until_up  # noqa: E402
@@ -98,7 +98,6 @@ from ticketing.web.app import create_app  # noqa: E402
 
 BENCH = ROOT / "var" / "bench" / "reports"
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/kefu_bench_reports"
-FORBIDDEN_DATABASES = {"test", "kefu_ci", "postgres", "template0", "template1"}
 SEED_MARK = "bench.reports_seed"  # the audit line that describes the generation
 SEED_VERSION = 1
 PASSWORD = "kefu-bench"  # every generated agent's password (a benchmark database only)
@@ -583,29 +582,6 @@ def _segment(customer: int) -> str:
 
 
 # --- the database ------------------------------------------------------------------------------
-def check_database_url(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        sys.exit("bench/reports.py needs PostgreSQL (--database-url postgresql+psycopg://…)")
-    if parsed.host not in ("127.0.0.1", "localhost"):
-        sys.exit("bench/reports.py only talks to 127.0.0.1")
-    name = parsed.database or ""
-    if name in FORBIDDEN_DATABASES or "bench" not in name:
-        sys.exit(f"refusing database {name!r}: use a benchmark database (its name has 'bench')")
-    return name
-
-
-def ensure_database(url: str, name: str) -> None:
-    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-                print(f"created database {name}")
-    finally:
-        admin.dispose()
-
-
 def seed_info(engine: Engine) -> dict[str, Any] | None:
     with make_session_factory(engine)() as session:
         row = session.scalar(select(AuditLog).where(AuditLog.action == SEED_MARK)
@@ -676,7 +652,7 @@ def generate(engine: Engine, shape: Shape) -> dict[str, Any]:
 def prepare_database(url: str, shape: Shape, *, regenerate: bool) -> tuple[dict[str, Any], bool]:
     """(the generation's description, made now): reuses one of the same shape whose row counts
     are still those it made, unless ``regenerate``."""
-    name = check_database_url(url)
+    name = check_database_url(url, "bench/reports.py")
     ensure_database(url, name)
     engine = make_engine(url)
     try:
