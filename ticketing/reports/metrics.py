@@ -219,10 +219,13 @@ def buckets(period: Period, grain: str) -> list[str]:
 
 
 def use_report_memory(session: Session) -> None:
-    """Every median is a sort of a period's values: let PostgreSQL keep them in memory
-    (for this transaction only)."""
+    """Every median is a sort of a period's values: let PostgreSQL keep them in memory; and no
+    parallel workers: a dashboard already runs its four reads at once, and on a small machine
+    helpers for each of them fought over the same cores (a count query took 100 ms alone and
+    ~3 processes' CPU for 70 ms with workers). For this transaction only."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL work_mem = '64MB'"))
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
 def window_durations(session: Session, window: Iterable[ColumnElement[bool]], filters: Filters,
