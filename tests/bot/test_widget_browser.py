@@ -107,3 +107,5 @@ def test_anonymous_english_visitor_is_asked_to_sign_in(*, page: Page,
     expect(out(page).last).to_contain_text("verify")
     send(page, "do you have bluetooth headphones?")
     expect(out(page)).to_have_count(2)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "widget-english.png"))
