@@ -4,12 +4,10 @@
 
 The document is the one the desk serves at ``/api/v1/openapi.json``, built from the app itself
 (``create_app`` over a throwaway in-memory SQLite database: building the document reads no
-data), keeping the paths under ``--prefix`` and the components they use. Schemas a route
-inlines with their own ``$defs`` (the shop API's batch bodies) are moved to
-``components/schemas``: a ``#/$defs/…`` reference is only valid inside a standalone JSON
-Schema, and OpenAPI tools resolve it from the document's root, where nothing is. A test
-compares the committed ``docs/shop-openapi.json`` with this command's output, so the file
-never goes stale.
+data), keeping the paths under ``--prefix`` and the components they use; every reference in
+the served document already points into ``components`` (a test checks that each resolves).
+A test compares the committed ``docs/shop-openapi.json`` with this command's output, so the
+file never goes stale.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ from ticketing.web.app import create_app
 
 REF = "$ref"
 COMPONENTS = "#/components/"
-LOCAL_DEFS = "#/$defs/"
 TITLES = {"/api/v1/shop/": ("Kefu shop API", "How a shop puts its products, customers, "
                                               "orders, shipments and refunds into Kefu and "
                                               "reads them back. See docs/integration.md.")}
@@ -54,26 +51,6 @@ def _refs(node: Any) -> set[str]:
     return set()
 
 
-def _hoist_defs(node: Any, found: dict[str, Any]) -> Any:
-    """``node`` without inline ``$defs`` (collected into ``found``), its refs to components."""
-    if isinstance(node, list):
-        return [_hoist_defs(value, found) for value in node]
-    if not isinstance(node, dict):
-        return node
-    copy: dict[str, Any] = {}
-    for key, value in node.items():
-        if key == "$defs":
-            for name, schema in value.items():
-                schema = _hoist_defs(schema, found)
-                if found.setdefault(name, schema) != schema:
-                    raise ValueError(f"two different schemas named {name}")
-        elif key == REF and isinstance(value, str) and value.startswith(LOCAL_DEFS):
-            copy[key] = COMPONENTS + "schemas/" + value.removeprefix(LOCAL_DEFS)
-        else:
-            copy[key] = _hoist_defs(value, found)
-    return copy
-
-
 def _component(document: dict[str, Any], ref: str) -> tuple[str, str, Any]:
     section, name = ref.removeprefix(COMPONENTS).split("/", 1)
     return section, name, document.get("components", {}).get(section, {}).get(name)
@@ -81,15 +58,7 @@ def _component(document: dict[str, Any], ref: str) -> tuple[str, str, Any]:
 
 def extract(document: dict[str, Any], prefix: str) -> dict[str, Any]:
     """The paths under ``prefix`` and every component they reach, nothing else."""
-    inline: dict[str, Any] = {}
-    paths = _hoist_defs({path: item for path, item in document["paths"].items()
-                         if path.startswith(prefix)}, inline)
-    schemas = document.get("components", {}).get("schemas", {})
-    clashes = sorted(name for name in inline if name in schemas and schemas[name] != inline[name])
-    if clashes:
-        raise ValueError(f"inline schemas clash with components: {clashes}")
-    document = {**document, "components": {**document.get("components", {}),
-                                           "schemas": {**schemas, **inline}}}
+    paths = {path: item for path, item in document["paths"].items() if path.startswith(prefix)}
     wanted: dict[str, dict[str, Any]] = {}
     todo = sorted(ref for ref in _refs(paths) if ref.startswith(COMPONENTS))
     while todo:

@@ -4,6 +4,7 @@ the per-token quota, masked reads, and a new order visible to its own customer o
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -153,3 +154,55 @@ def test_the_shop_api_is_in_the_openapi_document(client) -> None:
     assert "rows" in schema["properties"] and "OrderRow" in json.dumps(schema)
     assert {"401", "403", "422", "429"} <= set(batch["responses"])
     assert "/api/v1/shop/customers/{external_id}" in document["paths"]
+
+
+def _refs(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def _pointed(document: dict, ref: str) -> object:
+    """What a local JSON reference (``#/a/b``) names, read from the document's root."""
+    assert ref.startswith("#/"), ref
+    node: object = document
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        assert isinstance(node, dict) and part in node, f"{ref} does not resolve"
+        node = node[part]
+    return node
+
+
+def test_every_reference_in_the_served_openapi_document_resolves(client) -> None:
+    document = client.get("/api/v1/openapi.json").json()
+    refs = sorted(set(_refs(document)))
+    assert "#/components/schemas/OrderRow" in refs and "#/components/schemas/OrderItemRow" in refs
+    for ref in refs:
+        assert ref.startswith("#/components/schemas/"), ref
+        assert isinstance(_pointed(document, ref), dict), ref
+    body = document["paths"]["/api/v1/shop/shipments"]["put"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert body["required"] and schema["title"] == "ShipmentsBatchIn"
+    assert schema["properties"]["rows"]["items"] == {"$ref": "#/components/schemas/ShipmentRow"}
+    assert "$defs" not in json.dumps(document)
+
+
+def test_a_body_that_is_no_batch_is_refused_whole(app, shop, session_factory) -> None:
+    # FastAPI hands the route the parsed JSON, unvalidated: the route says what is wrong
+    anonymous = TestClient(app, base_url="http://desk.test")
+    assert anonymous.post("/api/v1/shop/orders", content=b"rows",
+                          headers={"content-type": "text/plain"}).status_code == 401
+    for content, content_type, field in ((b"rows", "text/plain", "content-type"),
+                                         (b"", "application/json", "body"),
+                                         (b'{"rows": {}}', "application/json", "rows")):
+        refused = shop.post("/api/v1/shop/orders", content=content,
+                            headers={"content-type": content_type})
+        assert refused.status_code == 422, content
+        assert refused.json()["error"]["code"] == "invalid_input"
+        assert field in refused.json()["error"]["message"]
+    assert _audits(session_factory, "shop.batch") == []

@@ -4,8 +4,9 @@ their tracking scans, and refunds, keyed by the shop's own ids.
 Everything that feeds Kefu (the desk web's ``/api/v1/shop/`` API, a CSV importer) goes
 through the same calls, inside one transaction per batch that the caller opens and commits:
 
-- :func:`run_batch` (``batch``): up to 1,000 rows of one kind, each in a SAVEPOINT, a
-  :class:`RowResult` per row; :func:`ingest_row` for one row at a time.
+- :func:`run_batch` (``batch``): up to 1,000 rows of one kind, each on its own (a refused row
+  changes nothing), a :class:`RowResult` per row, with the lookups read in bulk (``lookups``);
+  :func:`ingest_row` for one row at a time, in its own SAVEPOINT.
 - :class:`Context` (``change``): the PII cipher, the batch's moment, whether to tell customers.
 - :func:`parse` (``rows``): a raw row → its typed row model, or the typed error.
 

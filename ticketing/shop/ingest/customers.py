@@ -9,9 +9,9 @@ refused. Errors name the field, never the value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketing.core.errors import InvalidPhone, KeyTaken, ValidationError
@@ -19,6 +19,7 @@ from ticketing.core.i18n import normalize_language
 from ticketing.core.models import Customer, Segment
 from ticketing.core.pii import PiiCipher, normalize_phone
 from ticketing.shop.ingest.change import Context, Status, assign, is_stale, newest, utc
+from ticketing.shop.ingest.lookups import CUSTOMER, PHONE, Lookups
 from ticketing.shop.ingest.rows import CustomerRow
 
 
@@ -36,15 +37,28 @@ def _same_secret(cipher: PiiCipher, blob: bytes | None, value: str | None, field
     return cipher.decrypt(blob, field=field) == value
 
 
-def _find(session: Session, row: CustomerRow, lookup: str | None) -> Customer | None:
+def _lookup(ctx: Context, phone: str | None) -> str | None:
+    return ctx.cipher.lookup_hash(phone) if phone is not None else None
+
+
+def preload(known: Lookups, rows: Sequence[CustomerRow], ctx: Context) -> None:
+    """The batch's customers (locked) and every customer holding one of its phones."""
+    known.preload(CUSTOMER, (row.external_id for row in rows))
+    phones = []
+    for row in rows:
+        try:
+            phones.append(_lookup(ctx, normalized_phone(row.phone)) if row.phone else None)
+        except InvalidPhone:
+            continue  # the row is refused before it looks
+    known.preload(PHONE, phones)
+
+
+def _find(known: Lookups, row: CustomerRow, lookup: str | None) -> Customer | None:
     """The customer of this external id, else one known only by this phone (adopted)."""
-    customer = session.scalars(select(Customer).where(Customer.external_id == row.external_id)
-                               .with_for_update()).one_or_none()
+    customer = known.one(CUSTOMER, row.external_id)
     if lookup is None:
         return customer
-    others = [other for other in session.scalars(
-        select(Customer).where(Customer.phone_lookup == lookup).order_by(Customer.id))
-        if customer is None or other.id != customer.id]
+    others = [other for other in known.many(PHONE, lookup) if other is not customer]
     if customer is None and others and others[0].external_id is None:
         return others[0]
     if others:
@@ -52,11 +66,13 @@ def _find(session: Session, row: CustomerRow, lookup: str | None) -> Customer | 
     return customer
 
 
-def upsert_customer(session: Session, row: CustomerRow, *, ctx: Context) -> Status:
-    """Create, adopt or update one customer; PII encrypted on the way in."""
+def upsert_customer(session: Session, row: CustomerRow, *, ctx: Context, known: Lookups
+                    ) -> Status:
+    """Create, adopt or update one customer; PII encrypted on the way in. Everything that can
+    refuse the row is checked before the first change."""
     phone = normalized_phone(row.phone) if row.phone is not None else None
-    lookup = ctx.cipher.lookup_hash(phone) if phone is not None else None
-    customer = _find(session, row, lookup)
+    lookup = _lookup(ctx, phone)
+    customer = _find(known, row, lookup)
     given = row.model_fields_set  # phone/address absent: keep; given as null: erase
     if customer is not None and is_stale(customer.source_updated_at, row.updated_at):
         return Status.STALE
@@ -77,21 +93,24 @@ def upsert_customer(session: Session, row: CustomerRow, *, ctx: Context) -> Stat
                 row.address, field="address"),
             created_at=ctx.now, **values)
         session.add(customer)
-        session.flush()
+        known.remember(CUSTOMER, customer)
+        known.remember(PHONE, customer)
         return Status.CREATED
+    new_address = "address" in given and not _same_secret(ctx.cipher, customer.address_enc,
+                                                          row.address, "address")
     adopted = customer.external_id is None
     if adopted:
         customer.external_id = row.external_id
+        known.remember(CUSTOMER, customer)
     changed = assign(customer, values) or adopted
     if "phone" in given and customer.phone_lookup != lookup:
         customer.phone_lookup = lookup
         customer.phone_enc = None if phone is None else ctx.cipher.encrypt(phone, field="phone")
+        known.remember(PHONE, customer)
         changed = True
-    if "address" in given and not _same_secret(ctx.cipher, customer.address_enc, row.address,
-                                               "address"):
+    if new_address:
         customer.address_enc = None if row.address is None else ctx.cipher.encrypt(
             row.address, field="address")
         changed = True
     customer.source_updated_at = newest(customer.source_updated_at, row.updated_at)
-    session.flush()
     return Status.UPDATED if changed else Status.UNCHANGED

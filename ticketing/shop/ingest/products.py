@@ -8,15 +8,16 @@ there is no search cache to invalidate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketing.core.errors import FieldTooLong, KeyTaken
 from ticketing.core.models import Product
 import ticketing.shop.ingest.restock as restock
 from ticketing.shop.ingest.change import Context, Status, assign, is_stale, newest, utc
+from ticketing.shop.ingest.lookups import PRODUCT, SKU, Lookups
 from ticketing.shop.ingest.rows import ProductRow
 
 SKU_MAX = 32  # Product.sku
@@ -41,31 +42,37 @@ def _values(row: ProductRow, current: Product | None) -> dict[str, Any]:
     }
 
 
-def _check_sku(session: Session, sku: str, product: Product | None) -> None:
-    owner = session.scalar(select(Product.id).where(Product.sku == sku))
-    if owner is not None and (product is None or owner != product.id):
-        raise KeyTaken("the sku belongs to another product", field="sku")
+def preload(known: Lookups, rows: Sequence[ProductRow], ctx: Context) -> None:
+    """The batch's products (locked) and the holders of the SKUs it sends."""
+    known.preload(PRODUCT, (row.external_id for row in rows))
+    known.preload(SKU, (row.sku or row.external_id for row in rows))
 
 
-def upsert_product(session: Session, row: ProductRow, *, ctx: Context) -> Status:
-    """Create or update one product; restock notices when it comes back into stock."""
-    product = session.scalars(select(Product).where(Product.external_id == row.external_id)
-                              .with_for_update()).one_or_none()
+def upsert_product(session: Session, row: ProductRow, *, ctx: Context, known: Lookups
+                   ) -> Status:
+    """Create or update one product; restock notices when it comes back into stock.
+    Everything that can refuse the row is checked before the first change."""
+    product = known.one(PRODUCT, row.external_id)
     if product is not None and is_stale(product.source_updated_at, row.updated_at):
         return Status.STALE
     values = _values(row, product)
-    _check_sku(session, values["sku"], product)
+    owner = known.one(SKU, values["sku"])
+    if owner is not None and owner is not product:
+        raise KeyTaken("the sku belongs to another product", field="sku")
     if product is None:
-        session.add(Product(external_id=row.external_id, source_updated_at=utc(row.updated_at),
-                            **values))
-        session.flush()
+        product = Product(external_id=row.external_id, source_updated_at=utc(row.updated_at),
+                          **values)
+        session.add(product)
+        known.remember(PRODUCT, product)
+        known.remember(SKU, product)
         return Status.CREATED
     was_out = product.stock <= 0
     changed = assign(product, values)
+    known.remember(SKU, product)
     product.source_updated_at = newest(product.source_updated_at, row.updated_at)
-    session.flush()
     if not changed:
         return Status.UNCHANGED
     if was_out and product.stock > 0 and ctx.notify:
+        session.flush()  # a product made earlier in this batch gets its id
         restock.fire(session, product=product, now=ctx.now)
     return Status.UPDATED

@@ -9,9 +9,9 @@ refund is done the customer is told, once (rules §REF-2), with the refund flow'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ticketing.core.errors import (
@@ -32,6 +32,7 @@ from ticketing.core.models import (
 import ticketing.shop.ingest.notices as notices
 from ticketing.shop.ingest.change import Context, Status, assign, is_stale, newest, utc
 from ticketing.shop.ingest.flows import REFUND_FLOW
+from ticketing.shop.ingest.lookups import ORDER, ORDER_REFUNDS, REFUND, Lookups, number_or_none
 from ticketing.shop.ingest.rows import RefundRow
 from ticketing.shop.ingest.shipments import order_by_number
 from ticketing.shop.refunds.rules import RefundReason, check_reason_text, explain_refund
@@ -40,27 +41,30 @@ KEY_PREFIX = "shop:"
 _UNSHIPPED = (OrderState.PENDING_PAYMENT, OrderState.PAID, OrderState.CANCELLED)
 
 
-def _check_money(session: Session, order: Order, row: RefundRow, refund: RefundRequest | None,
+def preload(known: Lookups, rows: Sequence[RefundRow], ctx: Context) -> None:
+    """The batch's refunds and orders (both locked, as the row-by-row reads locked them), and
+    every refund of those orders (for the money rules)."""
+    known.preload(REFUND, (row.external_id for row in rows))
+    numbers = [number_or_none(row.order) for row in rows]
+    known.preload(ORDER, numbers)
+    orders = (known.one(ORDER, number) for number in numbers if number is not None)
+    known.preload(ORDER_REFUNDS, (order.id for order in orders if order is not None))
+
+
+def _check_money(known: Lookups, order: Order, row: RefundRow, refund: RefundRequest | None,
                  state: RefundState) -> None:
     if row.amount_cents > order.paid_cents:
         raise RefundExceedsPaid(f"amount_cents exceeds the order's paid_cents {order.paid_cents}",
                                 field="amount_cents")
-    others = select(func.coalesce(func.sum(RefundRequest.amount_cents), 0)).where(
-        RefundRequest.order_id == order.id, RefundRequest.state == RefundState.DONE)
-    if refund is not None:
-        others = others.where(RefundRequest.id != refund.id)
-    done_elsewhere = int(session.scalar(others) or 0)
+    others = [other for other in known.many(ORDER_REFUNDS, order.id) if other is not refund]
+    done_elsewhere = sum(other.amount_cents for other in others
+                         if other.state is RefundState.DONE)
     if state is RefundState.DONE and done_elsewhere + row.amount_cents > order.paid_cents:
         raise RefundExceedsPaid("the order's refunds together exceed what was paid",
                                 field="amount_cents")
-    if state.value in ACTIVE_REFUND_STATES:
-        busy = select(RefundRequest.id).where(
-            RefundRequest.order_id == order.id,
-            RefundRequest.state.in_([RefundState(s) for s in ACTIVE_REFUND_STATES]))
-        if refund is not None:
-            busy = busy.where(RefundRequest.id != refund.id)
-        if session.scalar(busy.limit(1)) is not None:
-            raise RefundInProgress("the order has another refund under way", field="state")
+    if state.value in ACTIVE_REFUND_STATES and any(
+            other.state.value in ACTIVE_REFUND_STATES for other in others):
+        raise RefundInProgress("the order has another refund under way", field="state")
 
 
 def _values(row: RefundRow, order: Order, state: RefundState, refund: RefundRequest | None
@@ -84,14 +88,13 @@ def _values(row: RefundRow, order: Order, state: RefundState, refund: RefundRequ
     }
 
 
-def upsert_refund(session: Session, row: RefundRow, *, ctx: Context) -> Status:
-    """Create or update one refund; tells the customer when it is done."""
-    refund = session.scalars(select(RefundRequest)
-                             .where(RefundRequest.external_id == row.external_id)
-                             .with_for_update()).one_or_none()
+def upsert_refund(session: Session, row: RefundRow, *, ctx: Context, known: Lookups) -> Status:
+    """Create or update one refund; tells the customer when it is done. Everything that can
+    refuse the row is checked before the first change."""
+    refund = known.one(REFUND, row.external_id)
     if refund is not None and is_stale(refund.source_updated_at, row.updated_at):
         return Status.STALE
-    order = order_by_number(session, row.order)
+    order = order_by_number(known, row.order)
     if refund is not None and refund.order_id != order.id:
         raise IllegalTransition("a refund cannot move to another order", field="order")
     state = RefundState(row.state)
@@ -99,20 +102,22 @@ def upsert_refund(session: Session, row: RefundRow, *, ctx: Context) -> Status:
     if was is not None:
         REFUND_FLOW.check(was, state)
     values = _values(row, order, state, refund)
-    _check_money(session, order, row, refund, state)
+    _check_money(known, order, row, refund, state)
     if refund is None:
         refund = RefundRequest(
             order_id=order.id, customer_id=order.customer_id, external_id=row.external_id,
             idempotency_key=KEY_PREFIX + row.external_id, source_updated_at=utc(row.updated_at),
             created_at=utc(row.created_at or row.updated_at), **values)
         session.add(refund)
+        known.remember(REFUND, refund)
+        known.remember(ORDER_REFUNDS, refund)
         status = Status.CREATED
     else:
         changed = assign(refund, values)
         refund.source_updated_at = newest(refund.source_updated_at, row.updated_at)
         status = Status.UPDATED if changed else Status.UNCHANGED
-    session.flush()
     if state is RefundState.DONE and was is not RefundState.DONE and ctx.is_fresh(refund.done_at):
+        session.flush()  # the notice's key names the refund's id
         notices.tell_once(
             session, customer_id=order.customer_id, event_key=f"refund:{refund.id}:done",
             kind=notices.REFUND, render=lambda lang: explain_refund(refund).get(lang),

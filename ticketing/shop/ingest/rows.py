@@ -26,7 +26,10 @@ from ticketing.core.errors import (
 
 Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
                 Field(description="The shop's own id of the record (unique per kind).")]
-Cents = Annotated[int, Field(ge=0, le=10_000_000_000, description="Whole cents (fen).")]
+# The amount columns are 32-bit integers: 2,000,000,000 fen (20 million yuan) is the most one
+# amount may be; a larger one is a row error, not a failed batch.
+MAX_CENTS = 2_000_000_000
+Cents = Annotated[int, Field(ge=0, le=MAX_CENTS, description="Whole cents (fen).")]
 
 
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, SkipValidation, create_model
 from starlette.concurrency import run_in_threadpool
 
 from ticketing.core import audit
@@ -129,31 +129,22 @@ class BatchOut(BaseModel):
     results: list[RowResultOut]
 
 
-def _batch_body(kind: str, model: type[BaseModel]) -> dict[str, Any]:
-    """The request body's schema for OpenAPI (the rows are checked one by one, not here, so
-    one bad row cannot refuse the whole batch)."""
+def _batch_model(kind: str, model: type[BaseModel]) -> type[BaseModel]:
     name = "".join(part.title() for part in kind.split("_")) + "BatchIn"
     rows: Any = list[model]  # type: ignore[valid-type]  # a model chosen at run time
-    batch = create_model(name, rows=(rows, Field(max_length=ingest.MAX_ROWS)))
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": batch.model_json_schema()}}}}
+    return create_model(name, rows=(rows, Field(max_length=ingest.MAX_ROWS)))
 
 
-async def _rows(request: Request) -> list[Any]:
+def _rows(request: Request, body: Any) -> list[Any]:
     """``rows`` of the JSON body, unvalidated (each row is validated on its own)."""
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise InvalidInput(["content-type"])
-    try:
-        data = await request.json()
-    except ValueError:
-        raise InvalidInput(["body"]) from None
-    rows = data.get("rows") if isinstance(data, dict) else None
+    if body is None:
+        raise InvalidInput(["body"])
+    rows = body.get("rows") if isinstance(body, dict) else None
     if not isinstance(rows, list):
         raise InvalidInput(["rows"])
     return rows
-
-
-Rows = Annotated[list[Any], Depends(_rows)]
 
 
 def _ingest(request: Request, caller: ShopCaller, kind: str, rows: list[Any]) -> BatchOut:
@@ -175,16 +166,23 @@ def _ingest(request: Request, caller: ShopCaller, kind: str, rows: list[Any]) ->
 
 
 def _add_batch_routes(kind: str) -> None:
-    model = ingest.entity(kind).model
+    batch = _batch_model(kind, ingest.entity(kind).model)
 
-    def upsert(request: Request, caller: Writer, rows: Rows) -> BatchOut:
-        return _ingest(request, caller, kind, rows)
+    def upsert(request: Request, caller: Writer, body: Any = None) -> BatchOut:
+        return _ingest(request, caller, kind, _rows(request, body))
 
+    # the body as parsed JSON, never validated here (a bad row must not refuse the batch: it
+    # gets its own result), but typed as the batch: OpenAPI shows it, and FastAPI puts the row
+    # model in components/schemas (pydantic's own schema of it would refer to "#/$defs/…",
+    # which resolves in no OpenAPI document)
+    upsert.__annotations__["body"] = Annotated[
+        SkipValidation[batch], Body(title=batch.__name__)]  # type: ignore[valid-type]
     upsert.__doc__ = (f"Create or update {kind} by the shop's key: one result per row; a bad "
                       "row changes nothing and the rest go on.")
     for method in ("POST", "PUT"):
         router.add_api_route(f"/{kind}", upsert, methods=[method], response_model=BatchOut,
-                             responses=_responses(), openapi_extra=_batch_body(kind, model),
+                             responses=_responses(),
+                             openapi_extra={"requestBody": {"required": True}},
                              operation_id=f"shop_{method.lower()}_{kind}",
                              summary=f"Upsert {kind} ({method})")
 

@@ -126,3 +126,16 @@ def test_delivery_is_told_once_and_history_is_not(session, cipher) -> None:
     run(session, cipher, "orders", order(number="2026010100000001", state="delivered",
                                          delivered_at=at(24 * 60), updated_at=at(24 * 60)))
     assert len(outbox(session)) == 1
+
+
+def test_amounts_beyond_what_the_database_holds_are_row_errors(session, cipher) -> None:
+    """2^31 fen would overflow the integer columns and fail the whole batch on PostgreSQL."""
+    seed(session, cipher)
+    report = run(
+        session, cipher, "orders",
+        order(number="2026113000000011", total_cents=2_147_483_648),
+        order(number="2026113000000012",
+              items=[{"product": "P-1", "quantity": 100_000, "unit_price_cents": 1_000_000}]),
+        order(number="2026113000000013"),
+    )
+    assert statuses(report) == ["invalid_amount", "inconsistent_amounts", "created"]
