@@ -148,8 +148,10 @@ class ValidateAddressForm(Guarded, FormValidationAction):
 
     def validate_new_address(self, value: Any, dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: dict[str, Any]) -> dict[str, Any]:
+        if value is None:  # the slot emptied as the form starts: nothing was typed yet
+            return {NEW_ADDRESS: None}
         try:
-            return {NEW_ADDRESS: addresses.clean_address(str(value or ""))}
+            return {NEW_ADDRESS: addresses.clean_address(str(value))}
         except InvalidAddress as error:
             dispatcher.utter_message(text=error.text(language_of(tracker)))
             return {NEW_ADDRESS: None}

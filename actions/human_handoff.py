@@ -5,6 +5,7 @@ from __future__ import annotations
 from actions.base import EventList, KefuAction, Turn
 from actions.handoff import SUBJECTS, hand_off
 from ticketing.core.models import Category
+from ticketing.desk import triage
 
 # Which ticket category an intent starts with; text-based triage refines "other".
 INTENT_CATEGORY: dict[str, Category | None] = {
@@ -30,5 +31,9 @@ class ActionHandoff(KefuAction):
     def act(self, turn: Turn) -> EventList:
         intent = (turn.tracker.latest_message.get("intent") or {}).get("name") or "human_handoff"
         reason = intent if intent in SUBJECTS else "human_handoff"
-        return hand_off(turn, reason=reason, category=INTENT_CATEGORY.get(intent),
+        category = INTENT_CATEGORY.get(intent)
+        if intent == "shipping_problem" and \
+                triage.classify(turn.tracker.latest_message.get("text")) is Category.QUALITY:
+            category = Category.QUALITY  # broken, wrong or missing item: after-sales, not transit
+        return hand_off(turn, reason=reason, category=category,
                         order_number=turn.slot("order_id"))

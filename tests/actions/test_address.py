@@ -101,6 +101,15 @@ def test_what_is_not_an_address_is_asked_again(action_backend, text, kept) -> No
     assert bool(dispatcher.messages) is not kept  # the refusal says what is missing
 
 
+def test_the_form_starting_with_an_empty_address_says_nothing(action_backend) -> None:
+    """The form validates the slot emptied by action_change_address as it starts: no "that is
+    not an address" before the customer has typed one."""
+    dispatcher = CollectingDispatcher()
+    found = ValidateAddressForm().validate_new_address(
+        None, dispatcher, _form("2026112500000001", "我要修改收货地址"), {})
+    assert found == {"new_address": None} and dispatcher.messages == []
+
+
 def test_cancel_keeps_the_old_address(session, make, action_backend) -> None:
     result = run(ActionKeepAddress(), _form("2026112500000001", None, language="en"))
     assert "keeps its current address" in result.text

@@ -92,3 +92,17 @@ def test_a_plain_request_for_a_person_gets_no_apology(session, action_backend) -
                     text="can I talk to a person please", intent="human_handoff")
     result = run(ActionHandoff(), state)
     assert "sorry" not in result.text.lower()
+
+
+def test_a_broken_or_wrong_item_is_a_quality_ticket_a_lost_parcel_logistics(
+        make, session, action_backend) -> None:
+    cases = (("widget:q1", "收到的碗碎了好几个", Category.QUALITY),
+             ("widget:q2", "you sent me the wrong item", Category.QUALITY),
+             ("widget:q3", "my parcel never arrived", Category.LOGISTICS))
+    said = {sender: run(ActionHandoff(), tracker(sender_id=sender, slots={"language": "en"},
+                                                 text=text, intent="shipping_problem")).text
+            for sender, text, _ in cases}
+    for sender, text, category in cases:
+        ticket = session.scalars(select(Ticket).where(Ticket.conversation_id == sender)).one()
+        assert ticket.category is category, text
+        assert ticket.number in said[sender]

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy.orm import Session
 
 from ticketing.conversations import outbox
-from ticketing.desk import csat, lifecycle, notifications, ownership, sla
+from ticketing.desk import csat, lifecycle, notifications, ownership, repeat_contact, sla
 from ticketing.core.clock import aware, utcnow
 from ticketing.core.errors import (
     CustomerNotFound,
@@ -37,6 +37,7 @@ from ticketing.desk.triage import (  # re-exported: part of this module's docume
     derive_priority,
     is_fraud,
     is_threat,
+    raise_priority,
     starting_tier,
 )
 
@@ -156,6 +157,10 @@ def create_ticket(
     text = text if text is not None else f"{subject} {customer_text}".strip()
     category = category or classify(text)
     priority = derive_priority(category=category, text=text, segment=customer.segment)
+    repeated = repeat_contact.recent_tickets(
+        session, customer_id=customer_id, category=category, now=now) > 0
+    if repeated:  # a second ticket within days: the first answer did not hold
+        priority = raise_priority(priority)
     tier = starting_tier(category=category, priority=priority, segment=customer.segment,
                          text=text)
     flags = [name for name, hit in (("fraud", is_fraud(text)), ("threat", is_threat(text))) if hit]
@@ -190,7 +195,7 @@ def create_ticket(
         session, ticket=ticket, kind="created", actor_type=actor_type,
         actor_id=creator.id if creator else None, to_value=ticket.state, now=now,
         data={"category": category.value, "priority": priority.value, "tier": tier,
-              "channel": channel.value, "flags": flags},
+              "channel": channel.value, "flags": flags, "repeat_contact": repeated},
     )
     if creator is not None:
         record_event(session, ticket=ticket, kind="claimed", actor_type="agent",
@@ -228,6 +233,8 @@ def _customer_contact(session: Session, *, ticket: Ticket, excerpt: str,
                       window: timedelta | None, now: datetime) -> None:
     """The customer wrote again: back to the owner (reopening a solved ticket), clocks on."""
     if ticket.state is TicketState.SOLVED:
+        repeat_contact.raise_for_repeat(session, ticket=ticket, now=now,
+                                        reason=repeat_contact.REASON_REOPENED)
         reopen(session, ticket_id=ticket.id, actor_type="customer", actor_id=ticket.customer_id,
                reason=REOPEN_BY_CUSTOMER.get(ticket.language), reopen_window=window, now=now)
     elif ticket.state is TicketState.WAITING_CUSTOMER:

@@ -21,9 +21,12 @@ CATEGORY_KEYWORDS: dict[Category, tuple[str, ...]] = {
     ),
     Category.QUALITY: (
         "质量", "坏了", "破损", "损坏", "瑕疵", "次品", "假货", "故障", "不能用", "用不了",
-        "漏水", "掉色", "开线", "划痕",
+        "漏水", "掉色", "开线", "划痕", "碎了", "摔碎", "压坏", "发错", "错发", "少发", "漏发",
+        "缺件", "少了一件", "不是我买的",
         "broken", "damaged", "defect", "faulty", "fake", "counterfeit", "not working",
-        "doesn't work", "does not work", "quality", "scratch", "leak",
+        "doesn't work", "does not work", "quality", "scratch", "leak", "cracked", "shattered",
+        "smashed", "wrong item", "wrong product", "wrong size", "wrong colour", "wrong color",
+        "sent me the wrong", "missing item", "item missing", "was missing", "is missing",
     ),
     Category.LOGISTICS: (
         "物流", "快递", "发货", "没收到", "未收到", "配送", "送货", "包裹", "运单", "到货",
@@ -134,7 +137,8 @@ def is_fraud(text: str | None) -> bool:
     return bool(text and _FRAUD.search(text))
 
 
-def _raise(priority: Priority, steps: int = 1) -> Priority:
+def raise_priority(priority: Priority, steps: int = 1) -> Priority:
+    """One step (or ``steps``) more urgent, never above urgent."""
     index = min(_PRIORITY_ORDER.index(priority) + steps, len(_PRIORITY_ORDER) - 1)
     return _PRIORITY_ORDER[index]
 
@@ -145,13 +149,13 @@ def derive_priority(
     """Base priority of the category, raised by urgency words, threats, fraud and VIP status."""
     priority = _BASE_PRIORITY.get(Category(category), Priority.NORMAL)
     if is_urgent(text):
-        priority = _raise(priority)
+        priority = raise_priority(priority)
     if is_threat(text):
-        priority = max(_raise(priority), Priority.HIGH, key=_PRIORITY_ORDER.index)
+        priority = max(raise_priority(priority), Priority.HIGH, key=_PRIORITY_ORDER.index)
     if is_fraud(text):
         priority = Priority.URGENT
     if segment is not None and Segment(segment) is Segment.VIP:
-        priority = _raise(priority)
+        priority = raise_priority(priority)
     return priority
 
 

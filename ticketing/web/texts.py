@@ -191,6 +191,8 @@ UI.update({
     "ticket.event.closed": Text("关闭", "Closed"),
     "ticket.event.transferred": Text("转交", "Transferred"),
     "ticket.event.escalated": Text("升级", "Escalated"),
+    "ticket.event.priority_raised": Text("优先级上调（客户再次来访）",
+                                         "Priority raised (the customer came back)"),
     "ticket.event.csat_sent": Text("发送满意度评价", "Satisfaction survey sent"),
     "ticket.event.csat_rated": Text("客户评分", "Customer rated"),
     "ticket.event.csat_commented": Text("客户评价留言", "Customer commented"),

@@ -49,8 +49,10 @@ def board(session_factory, people) -> Board:
         b = ticket("b", vip, 2, subject="快递一直没到，50% 的货还没发")
         c = ticket("c", plain, 5, subject="换个颜色可以吗")
         dd = ticket("d", plain, 30, subject="发票问题")
-        e = ticket("e", plain, 1, subject="物流信息不更新")
-        f = ticket("f", plain, 1.5, subject="快递丢件了")
+        # e and f from customers of their own: a second logistics ticket within days would
+        # start a step higher (repeated contact, rules §TIER-2)
+        e = ticket("e", make.customer(), 1, subject="物流信息不更新")
+        f = ticket("f", make.customer(), 1.5, subject="快递丢件了")
         g = ticket("g", other, 3, order_id=order_g.id, subject="运营部的秘密工单 unicorn")
         for t in (a, b, c, dd, f):
             ownership.claim(s, ticket_id=t.id, agent_id=d.l1.id, now=NOW - 0.5 * H)
