@@ -255,7 +255,10 @@ def assess(
         return result(Route.RETURN_AND_REFUND, both(_RETURN_IN_TRANSIT, amount=money))
     return result(
         Route.RETURN_AND_REFUND,
-        both(_RETURN_DELIVERED, amount=money, deadline=local_time.date_time(deadline, timezone=timezone)),
+        Text(*(getattr(_RETURN_DELIVERED, lang).format(
+            amount=money, deadline=local_time.short_moment(deadline, language=lang,
+                                                            timezone=timezone))
+            for lang in ("zh", "en"))),
         deadline=deadline,
     )
 
