@@ -21,7 +21,8 @@ help:
 	@echo "make test   - set up (incl. Chromium and CJK fonts via apt when missing), then run every test"
 	@echo "make train  - train the assistant (only when its data or configuration changed)"
 	@echo "make shell  - chat with the assistant in the terminal as a demo customer"
-	@echo "make eval-nlu - NLU evaluation on tests/nlu (tuned vs Rasa's default pipeline)"
+	@echo "make eval-nlu - NLU evaluation on tests/nlu (tuned vs Rasa's default pipeline),"
+	@echo "              tests/nlu_dev (out-of-scope rejection too) and product substitution"
 	@echo "make bench  - SLA timer benchmark; make bench-turns - assistant turn latency;"
 	@echo "              make bench-gateway - widget WebSocket vs straight to Rasa (see README)"
 

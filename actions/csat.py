@@ -75,6 +75,7 @@ SKIPPED = Text(
 # button's own words are the only literal ones.
 DECLINING_INTENTS = frozenset({"deny", "goodbye", "thank"})
 DECLINE_CONFIDENCE = 0.5
+FALLBACK_DECLINE_CONFIDENCE = 0.3  # the classifier's own top intent when the fallback took over
 DECLINE_MAX_WORDS = 3.0  # "no, the agent was rude" says more than no: it is a comment
 SKIP_LABELS = frozenset({"skip", "跳过"})
 _LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
@@ -232,8 +233,13 @@ def is_skip(comment: str | None, message: dict[str, Any] | None = None) -> bool:
     if text.lower().strip(" .!。！") in SKIP_LABELS:
         return True
     intent = (message or {}).get("intent") or {}
+    floor = DECLINE_CONFIDENCE
+    if intent.get("name") == "nlu_fallback":  # unsure between, say, thank and deny: both decline
+        ranked = [r for r in (message or {}).get("intent_ranking") or []
+                  if r.get("name") != "nlu_fallback"]
+        intent, floor = (ranked[0] if ranked else {}), FALLBACK_DECLINE_CONFIDENCE
     if intent.get("name") not in DECLINING_INTENTS or \
-            float(intent.get("confidence") or 0.0) < DECLINE_CONFIDENCE:
+            float(intent.get("confidence") or 0.0) < floor:
         return False
     han = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
     return len(_LATIN_WORD.findall(text)) + han / 2 <= DECLINE_MAX_WORDS

@@ -1,4 +1,5 @@
-"""Score a trained Rasa model on the independent NLU test set in ``tests/nlu/`` (``make eval-nlu``).
+"""Score a trained Rasa model on the independent NLU test set in ``tests/nlu/`` (``make eval-nlu``),
+on the development set in ``tests/nlu_dev/`` and on product substitution.
 
 Run with the app venv; Rasa is only called as a program (``.venv-rasa/bin/rasa``)::
 
@@ -8,11 +9,12 @@ Run with the app venv; Rasa is only called as a program (``.venv-rasa/bin/rasa``
 For each model it runs ``rasa test nlu --nlu tests/nlu --model M --out DIR --successes --no-plot``
 and reads what Rasa 3.6 writes into DIR:
 
-* ``intent_report.json``: ``accuracy`` and the ``macro avg`` f1-score. Rasa builds the report
-  over the intents of the test set only, so a prediction such as ``nlu_fallback`` counts as a
-  miss for the right intent but is not a 25th class in the average.
-* ``intent_errors.json``: the misclassified messages; the 10 most frequent (intent, predicted)
-  pairs are printed, and accuracy per language (zh = the text has a CJK ideograph).
+* ``intent_errors.json`` and ``intent_successes.json`` (hence ``--successes``): the predicted
+  intent of every message. Accuracy, macro- and weighted F1 are computed from them the way
+  Rasa's ``intent_report.json`` does (sklearn over the intents of the test set only: a
+  prediction outside them is a miss for the right intent, not another class in the average),
+  and checked against that report; also accuracy per language (zh = the text has a CJK
+  ideograph) and the 10 most frequent (intent, predicted) pairs.
 * ``<Extractor>_report.json``, one per entity extractor (e.g. ``DIETClassifier_report.json``,
   ``RegexEntityExtractor_report.json``). These are **token-level** scores of each extractor on
   its own; Rasa 3.6 writes no combined entity report. They are shown for reference
@@ -32,6 +34,28 @@ The predictions come from ``<Extractor>_errors.json`` and ``<Extractor>_successe
 them, with all the predicted entities of the message; the number of annotated order numbers
 (the recall denominator) is read from the test set itself.
 
+Then one more ``rasa test nlu`` run (one model load) on ``var/nlu-eval/sets/``: the files of
+``tests/nlu_dev/`` copied as they are, and ``substitution.yml`` generated from
+``tests/nlu_substitution/templates.yml`` (see its README; ``scripts/nlu_sets.py``): every
+template with every name and nickname of every demo-catalog product in the template's language.
+Reports in ``var/nlu-eval/model-sets/``. From it:
+
+* the development set: accuracy and macro-F1 on its in-domain files (every file but
+  ``off_topic.yml`` and ``gibberish.yml``), overall and per language, computed as above;
+* out-of-scope rejection: the share of ``off_topic.yml`` and of ``gibberish.yml`` (per
+  language) the assistant rejects, i.e. reads as ``out_of_scope`` or ``nlu_fallback``; the
+  share of gibberish read as a social intent (greet, thank, affirm, deny, goodbye), which must
+  be 0; and the false rejection rate, in-domain dev messages rejected. ``rasa test nlu``
+  (Rasa 3.6) never reports ``nlu_fallback``: it undoes the FallbackClassifier and reports the
+  intent underneath with that intent's confidence. So a confidence below the model's
+  FallbackClassifier threshold (read from the model's metadata) counts as ``nlu_fallback``, as
+  does a reported ``nlu_fallback``. The classifier's ambiguity rule (top two intents closer than
+  ``ambiguity_threshold``) cannot be replayed from the reports, which carry no ranking: the
+  rejection figures are lower bounds, gibberish-as-social an upper bound;
+* product-substitution stability: the share of generated messages whose intent, read the same
+  way (so a fallback is a miss), is the template's; the share of templates right for every
+  product name; the worst templates and products.
+
 ``--baseline`` also trains Rasa's default pipeline (``tests/nlu/default_config.yml``, what
 ``rasa init`` writes) on the same training data (``--nlu-data``, default ``nlu_data``) into
 ``var/nlu-eval/baseline-model/``, reused while a hash of the NLU training files, the config and
@@ -39,8 +63,12 @@ the Rasa version is unchanged (``training.json`` next to the model), and scores 
 It trains from a copy of the config: with a pipeline left to the defaults, ``rasa train`` writes
 the pipeline it chose back into the config file as comments.
 
+The baseline is scored on the test set only ("-" in its column for the other sets). A set whose
+files are missing is skipped with a note.
+
 Writes ``var/nlu-eval/summary.json``. ``--gate`` exits 1 unless intent macro-F1 >= 0.93 and
-order_id F1 >= 0.95, and, with ``--baseline``, the model's macro-F1 is above the baseline's.
+order_id F1 >= 0.95, no gibberish is read as a social intent, and, with ``--baseline``, the
+model's macro-F1 is above the baseline's.
 """
 
 from __future__ import annotations
@@ -49,11 +77,11 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import resource
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -62,49 +90,64 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: scripts/ is on the path, the project is not
+    sys.path.insert(0, str(ROOT))
+
+from scripts.nlu_sets import (  # noqa: E402
+    LANGUAGES, REJECTED, SOCIAL, TEMPLATES, catalog_products, expand, intent_scores, nlu_files, prf,
+    read_examples, read_templates, rejection_scores, substitution_scores, write_nlu_file,
+)
+
 MIN_MACRO_F1 = 0.93
 MIN_ORDER_ID_F1 = 0.95
+MAX_GIBBERISH_AS_SOCIAL = 0.0
 ENTITY = "order_id"
-
-# The entity markup Rasa 3 reads: [text](entity), [text](entity:value), [text]{"entity": ...}
-ENTITY_RE = re.compile(
-    r"\[(?P<text>[^\]]+?)\]"
-    r"(\((?P<entity>[^:)]+?)(?::(?P<value>[^)]+))?\)|\{(?P<dict>[^}]+?)\}|\[(?P<list>.*?)\])"
-)
-CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+OOS_FILES = {"off_topic": "off_topic.yml", "gibberish": "gibberish.yml"}
 NOT_EXTRACTOR_REPORTS = {"intent_report.json", "response_selection_report.json"}
 
 
-# --- the test set ---------------------------------------------------------------------------
-
-
-def _entity_names(match: re.Match) -> list[str]:
-    if match.group("entity"):
-        return [match.group("entity")]
-    if match.group("dict"):
-        return [json.loads("{" + match.group("dict") + "}")["entity"]]
-    return [d["entity"] for d in json.loads("[" + match.group("list") + "]")]
+# --- the test sets --------------------------------------------------------------------------
 
 
 def read_testset(test_dir: Path) -> list[dict[str, Any]]:
-    """Every example of the test set: intent, plain text, number of annotated order numbers."""
-    examples = []
-    for path in sorted(test_dir.glob("*.yml")):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for item in doc.get("nlu", []) or []:
-            if "intent" not in item or not isinstance(item.get("examples"), str):
-                continue
-            for line in item["examples"].splitlines():
-                raw = line.strip()[2:].strip() if line.strip().startswith("- ") else ""
-                if not raw:
-                    continue
-                matches = list(ENTITY_RE.finditer(raw))
-                examples.append({
-                    "intent": item["intent"],
-                    "text": ENTITY_RE.sub(lambda m: m.group("text"), raw),
-                    "order_ids": sum(_entity_names(m).count(ENTITY) for m in matches),
-                })
-    return examples
+    """Every example of the test set: intent, plain text, language, annotated order numbers."""
+    return read_examples(sorted(test_dir.glob("*.yml")), ENTITY)
+
+
+def _unique(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Without repeated (text, intent) pairs, as Rasa loads them."""
+    seen: set[tuple[str, str]] = set()
+    return [ex for ex in examples if (k := (ex["text"], ex["intent"])) not in seen and not seen.add(k)]
+
+
+def extra_sets(dev_dir: Path, templates: Path) -> dict[str, list[dict[str, Any]]]:
+    """The development set (in-domain files), the off-topic and gibberish files, and the
+    product-substitution messages; a set whose files are missing is empty."""
+    files = nlu_files(dev_dir) if dev_dir.is_dir() else []
+    sets = {"dev": _unique(read_examples([f for f in files if f.name not in OOS_FILES.values()]))}
+    for name, filename in OOS_FILES.items():
+        sets[name] = _unique(read_examples([f for f in files if f.name == filename]))
+    try:
+        sets["substitution"] = expand(read_templates(templates), catalog_products()) if templates.exists() else []
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    return sets
+
+
+def write_sets(sets: dict[str, list[dict[str, Any]]], dev_dir: Path, data_dir: Path) -> Path | None:
+    """One directory for one ``rasa test nlu`` run over every extra set: the dev files as
+    they are, and the substitution messages as a generated ``substitution.yml``."""
+    if not any(sets.values()):
+        return None
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    for path in nlu_files(dev_dir) if dev_dir.is_dir() else []:
+        shutil.copyfile(path, data_dir / f"dev-{path.name}")
+    if sets["substitution"]:
+        write_nlu_file(data_dir / "substitution.yml", sets["substitution"],
+                       f"Generated by scripts/eval_nlu.py from {_rel(TEMPLATES)} and the demo catalog.")
+    return data_dir
 
 
 # --- running Rasa ---------------------------------------------------------------------------
@@ -137,13 +180,27 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def evaluate(rasa: Path, model: Path, test_dir: Path, out: Path) -> None:
+def evaluate(rasa: Path, model: Path, data: Path, out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)  # stale reports would survive: Rasa skips e.g. empty error files
     out.mkdir(parents=True)
-    print(f"evaluating {_rel(model)} on {_rel(test_dir)} -> {_rel(out)}", flush=True)
-    run_rasa(rasa, ["test", "nlu", "--nlu", str(test_dir), "--model", str(model), "--out", str(out),
+    print(f"evaluating {_rel(model)} on {_rel(data)} -> {_rel(out)}", flush=True)
+    run_rasa(rasa, ["test", "nlu", "--nlu", str(data), "--model", str(model), "--out", str(out),
                     "--successes", "--no-plot"], out / "rasa-test.log")
+
+
+def fallback_threshold(model: Path) -> float | None:
+    """The FallbackClassifier's threshold in the model's own metadata (None without one)."""
+    try:
+        with tarfile.open(model) as tar:
+            member = next(m for m in tar if m.name.lstrip("./") == "metadata.json")
+            meta = json.load(tar.extractfile(member))  # type: ignore[arg-type]
+    except (OSError, tarfile.TarError, StopIteration, ValueError):
+        return None
+    for node in meta.get("predict_schema", {}).get("nodes", {}).values():
+        if str(node.get("uses", "")).endswith("FallbackClassifier"):
+            return float(node.get("config", {}).get("threshold", 0.3))
+    return None
 
 
 def _rasa_version(rasa: Path) -> str:
@@ -214,12 +271,6 @@ def _load(path: Path, default: Any) -> Any:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
 
 
-def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
-
-
 def _spans(entities: list[dict]) -> set[tuple[int, int]]:
     return {(e["start"], e["end"]) for e in entities if e.get("entity") == ENTITY}
 
@@ -239,23 +290,34 @@ def _trimmed_spans(text: str, entities: list[dict]) -> tuple[set[tuple[int, int]
     return spans, trimmed
 
 
+def read_predictions(out: Path) -> dict[str, dict[str, Any]]:
+    """text -> {intent, confidence} of every message of a run, from ``intent_errors.json`` and
+    ``intent_successes.json``. Rasa 3.6 reports the intent under a FallbackClassifier
+    prediction (it undoes ``nlu_fallback``) with that intent's own confidence."""
+    predictions = {}
+    for name in ("intent_errors.json", "intent_successes.json"):
+        for item in _load(out / name, []):
+            guess = item.get("intent_prediction") or {}
+            predictions[item["text"]] = {"intent": guess.get("name"), "confidence": guess.get("confidence")}
+    return predictions
+
+
+def _rows_of(examples: list[dict[str, Any]], predictions: dict[str, dict]) -> list[tuple[str, str | None, str]]:
+    return [(ex["intent"], (predictions.get(ex["text"]) or {}).get("intent"), ex["language"]) for ex in examples]
+
+
 def read_results(out: Path, testset: list[dict[str, Any]]) -> dict[str, Any]:
     report = _load(out / "intent_report.json", None)
     if report is None:
         sys.exit(f"error: no intent_report.json in {out}; see {out / 'rasa-test.log'}")
-    errors = _load(out / "intent_errors.json", [])
-    n = int(report["macro avg"]["support"])
-    accuracy = report.get("accuracy")
-    if accuracy is None:  # sklearn writes "micro avg" instead when predictions add a label
-        accuracy = 1 - len(errors) / n if n else 0.0
-
-    # accuracy per language, from the error list and the test set's own texts
-    language = {ex["text"]: "zh" if CJK_RE.search(ex["text"]) else "en" for ex in testset}
-    total = Counter(language.values())
-    wrong = Counter(language.get(e["text"], "zh" if CJK_RE.search(e["text"]) else "en") for e in errors)
-    by_language = {lang: 1 - wrong[lang] / total[lang] for lang in sorted(total) if total[lang]}
-
-    confusions = Counter((e["intent"], e["intent_prediction"]["name"]) for e in errors)
+    predictions = read_predictions(out)
+    scores = intent_scores(_rows_of(_unique(testset), predictions))
+    # the same figures as Rasa's own report, unless texts did not match up
+    rasa_accuracy = report.get("accuracy", report.get("micro avg", {}).get("f1-score"))
+    for name, ours, theirs in (("accuracy", scores["accuracy"], rasa_accuracy),
+                               ("macro-F1", scores["macro_f1"], report["macro avg"]["f1-score"])):
+        if theirs is not None and abs(ours - theirs) > 1e-9:
+            print(f"warning: test-set intent {name} {ours:.4f} differs from Rasa's report ({theirs:.4f})")
 
     # token-level per extractor, as Rasa reports it
     extractors: dict[str, dict] = {}
@@ -284,24 +346,49 @@ def read_results(out: Path, testset: list[dict[str, Any]]) -> dict[str, Any]:
         tp += len(target & predicted)
         fp += len(predicted - target)
         trimmed += n_trimmed
-    merged = {**_prf(tp, fp, gold - tp), "support": gold, "true_positives": tp, "false_positives": fp,
+    merged = {**prf(tp, fp, gold - tp), "support": gold, "true_positives": tp, "false_positives": fp,
               "predictions_with_whitespace_trimmed": trimmed}
 
     return {
-        "examples": n,
-        "intent_accuracy": accuracy,
-        "intent_macro_f1": report["macro avg"]["f1-score"],
-        "intent_weighted_f1": report.get("weighted avg", {}).get("f1-score"),
-        "intent_accuracy_by_language": by_language,
+        "examples": scores["examples"],
+        "intent_accuracy": scores["accuracy"],
+        "intent_macro_f1": scores["macro_f1"],
+        "intent_weighted_f1": scores["weighted_f1"],
+        "intent_accuracy_by_language": {k: v["accuracy"] for k, v in scores["by_language"].items()},
         "order_id": merged,
         "order_id_by_extractor_token_level": extractors,
-        "top_confusions": [{"intent": a, "predicted": b, "count": c} for (a, b), c in confusions.most_common(10)],
-        "worst_intents": sorted(
-            ({"intent": k, "f1": v["f1-score"]} for k, v in report.items()
-             if isinstance(v, dict) and k not in ("macro avg", "weighted avg", "micro avg")),
-            key=lambda r: r["f1"])[:5],
+        "top_confusions": scores["top_confusions"],
+        "worst_intents": scores["worst_intents"],
         "reports": _rel(out),
     }
+
+
+def read_set_results(out: Path, sets: dict[str, list[dict[str, Any]]], threshold: float | None) -> dict[str, Any]:
+    """Scores on the extra sets, all from one run: the dev set (accuracy and macro-F1 as on the
+    test set), out-of-scope rejection and false rejection, product-substitution stability."""
+    predictions = read_predictions(out)
+    if not predictions:
+        sys.exit(f"error: no intent predictions in {out}; see {out / 'rasa-test.log'}")
+    every = [ex for examples in sets.values() for ex in examples]
+    missing = sorted({ex["text"] for ex in every if ex["text"] not in predictions})
+    if missing:
+        print(f"warning: {len(missing)} texts without a prediction in {_rel(out)}, e.g. {missing[:3]}")
+    result: dict[str, Any] = {"reports_sets": _rel(out), "texts_without_prediction": len(missing)}
+    if sets["dev"]:
+        result["dev"] = intent_scores(_rows_of(sets["dev"], predictions))
+    oos: dict[str, Any] = {"fallback_threshold": threshold}
+    for name in OOS_FILES:
+        if sets[name]:
+            oos[name] = rejection_scores(sets[name], predictions, threshold)
+    if sets["gibberish"]:
+        oos["gibberish_as_social"] = rejection_scores(sets["gibberish"], predictions, threshold, SOCIAL)
+    if sets["dev"]:
+        oos["false_rejection"] = rejection_scores([ex for ex in sets["dev"] if ex["intent"] not in REJECTED],
+                                           predictions, threshold)
+    result["out_of_scope"] = oos
+    if sets["substitution"]:
+        result["substitution"] = substitution_scores(sets["substitution"], predictions, threshold)
+    return result
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -329,7 +416,58 @@ def _rows(r: dict) -> list[tuple[str, float | None]]:
         ("  preds whitespace-trimmed", r["order_id"].get("predictions_with_whitespace_trimmed")),
         ("  best extractor F1 (token)", best[1]["f1"] if best else None),
     ]
+    return rows + _set_rows(r)
+
+
+def _get(r: dict, *keys: str) -> Any:
+    for key in keys:
+        r = r.get(key) if isinstance(r, dict) else None
+    return r
+
+
+def _set_rows(r: dict) -> list[tuple[str, float | None]]:
+    """The extra sets' rows; "-" where a set was not scored (the baseline, missing files)."""
+    rows: list[tuple[str, float | None]] = [
+        ("dev examples (in-domain)", _get(r, "dev", "examples")),
+        ("dev intent accuracy", _get(r, "dev", "accuracy")),
+        ("dev intent macro-F1", _get(r, "dev", "macro_f1")),
+    ]
+    for lang in LANGUAGES:
+        rows += [(f"  dev accuracy {lang}", _get(r, "dev", "by_language", lang, "accuracy")),
+                 (f"  dev macro-F1 {lang}", _get(r, "dev", "by_language", lang, "macro_f1"))]
+    for label, key in (("dev false rejection", "false_rejection"), ("off-topic rejected", "off_topic"),
+                       ("gibberish rejected", "gibberish")):
+        rows.append((label, _get(r, "out_of_scope", key, "rate")))
+        rows += [(f"  {lang}", _get(r, "out_of_scope", key, "by_language", lang)) for lang in LANGUAGES]
+    rows += [
+        ("gibberish read as social", _get(r, "out_of_scope", "gibberish_as_social", "rate")),
+        ("substitution messages", _get(r, "substitution", "messages")),
+        ("substitution stability", _get(r, "substitution", "stability")),
+    ]
+    rows += [(f"  stability {lang}", _get(r, "substitution", "stability_by_language", lang)) for lang in LANGUAGES]
+    rows.append(("  templates stable (all)", _get(r, "substitution", "templates_stable_on_every_product")))
     return rows
+
+
+def _print_sets(r: dict) -> None:
+    oos, sub = r.get("out_of_scope") or {}, r.get("substitution")
+    if oos:
+        threshold = oos.get("fallback_threshold")
+        print(f"\nrejected = read as out_of_scope or nlu_fallback (intent confidence < the model's "
+              f"FallbackClassifier threshold {threshold if threshold is not None else '(none)'})")
+    for label, key in (("in-domain dev messages rejected", "false_rejection"),
+                       ("gibberish read as social", "gibberish_as_social")):
+        sample = _get(oos, key, "sample") or []
+        if sample:
+            print(f"{label} (up to 10): " + "; ".join(f"{x['text']!r} -> {x['read_as']}" for x in sample))
+    if sub:
+        print(f"\nsubstitution: {sub['messages']} messages from {sub['templates']} templates x the names of "
+              f"{sub['products']} catalog products; worst templates (stability, read as):")
+        for t in sub["worst_templates"]:
+            print(f"  {t['stability']:.3f} {t['intent']:>16}: {t['template']}  {t['read_as'] or ''}")
+        print("worst products (stability, read as):")
+        for p in sub["worst_products"]:
+            print(f"  {p['stability']:.3f} {p['product']}  {p['read_as'] or ''}")
 
 
 def _fmt(v: float | None) -> str:
@@ -359,7 +497,9 @@ def print_table(tuned: dict, base: dict | None) -> None:
     print("\nmost frequent confusions of the model (intent -> predicted: count):")
     for c in tuned["top_confusions"] or [{"intent": "none", "predicted": "-", "count": 0}]:
         print(f"  {c['intent']} -> {c['predicted']}: {c['count']}")
-    print(f"\nreports: {tuned['reports']}" + (f", {base['reports']}" if base else ""))
+    _print_sets(tuned)
+    print(f"\nreports: {tuned['reports']}" + (f", {tuned['reports_sets']}" if tuned.get("reports_sets") else "")
+          + (f", {base['reports']}" if base else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,8 +508,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", action="store_true", help="also train and score Rasa's default pipeline")
     ap.add_argument("--retrain-baseline", action="store_true", help="train the baseline even if unchanged")
     ap.add_argument("--gate", action="store_true",
-                    help=f"exit 1 unless macro-F1 >= {MIN_MACRO_F1}, order_id F1 >= {MIN_ORDER_ID_F1} (and > baseline)")
+                    help=f"exit 1 unless macro-F1 >= {MIN_MACRO_F1}, order_id F1 >= {MIN_ORDER_ID_F1} "
+                         "(and > baseline) and no gibberish is read as a social intent")
     ap.add_argument("--test-dir", type=Path, default=ROOT / "tests" / "nlu")
+    ap.add_argument("--dev-dir", type=Path, default=ROOT / "tests" / "nlu_dev",
+                    help="development set: in-domain files, off_topic.yml, gibberish.yml")
+    ap.add_argument("--templates", type=Path, default=TEMPLATES, help="product-substitution templates")
     ap.add_argument("--nlu-data", type=Path, default=ROOT / "nlu_data", help="training data for the baseline")
     ap.add_argument("--baseline-config", type=Path, default=ROOT / "tests" / "nlu" / "default_config.yml")
     ap.add_argument("--out", type=Path, default=ROOT / "var" / "nlu-eval")
@@ -391,9 +535,19 @@ def main(argv: list[str] | None = None) -> int:
     if not testset:
         sys.exit(f"error: no test examples in {args.test_dir}")
 
+    sets = extra_sets(args.dev_dir, args.templates)
+    for name, examples in sets.items():
+        if not examples:
+            print(f"note: no {name} examples ({_rel(args.dev_dir if name != 'substitution' else args.templates)}): "
+                  "not scored")
+
     evaluate(args.rasa, model, args.test_dir, args.out / "model")
     tuned = read_results(args.out / "model", testset)
     tuned["model"] = _rel(model)
+    data_dir = write_sets(sets, args.dev_dir, args.out / "sets")
+    if data_dir is not None:  # dev, off-topic, gibberish and substitution: one run, one model load
+        evaluate(args.rasa, model, data_dir, args.out / "model-sets")
+        tuned.update(read_set_results(args.out / "model-sets", sets, fallback_threshold(model)))
 
     base = training = None
     if args.baseline:
@@ -414,11 +568,17 @@ def main(argv: list[str] | None = None) -> int:
     if base is not None and tuned["intent_macro_f1"] <= base["intent_macro_f1"]:
         failures.append(f"intent macro-F1 {tuned['intent_macro_f1']:.3f} not above the baseline's "
                         f"{base['intent_macro_f1']:.3f}")
+    social = _get(tuned, "out_of_scope", "gibberish_as_social", "rate")
+    if social is not None and social > MAX_GIBBERISH_AS_SOCIAL:
+        failures.append(f"gibberish read as a social intent: {social:.3f} > {MAX_GIBBERISH_AS_SOCIAL}")
 
     summary = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "test_set": _rel(args.test_dir),
-        "thresholds": {"intent_macro_f1": MIN_MACRO_F1, "order_id_f1": MIN_ORDER_ID_F1},
+        "dev_set": _rel(args.dev_dir),
+        "substitution_templates": _rel(args.templates),
+        "thresholds": {"intent_macro_f1": MIN_MACRO_F1, "order_id_f1": MIN_ORDER_ID_F1,
+                       "gibberish_as_social_max": MAX_GIBBERISH_AS_SOCIAL},
         "model": tuned,
         "baseline": base,
         "gate_failures": failures,

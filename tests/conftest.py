@@ -123,4 +123,38 @@ def make(session: Session, cipher: PiiCipher) -> "Factory":
 
 
 if False:  # pragma: no cover - typing only
+    from tests.assistant.live import LiveAssistant
+    from tests.bot.gateway_harness import Desk
     from tests.factories import Factory
+
+
+# --- one real assistant for every live test (tests/bot, tests/e2e) ------------------------------
+# Starting Rasa costs ~30 s, so the gateway's tests and the end-to-end scenarios share one
+# (Rasa + action server over a SQLite demo shop); each module runs its own gateway process
+# (``tests/bot/gateway_harness.py``) and uses its own conversations. Imported lazily: the
+# other tests never pay for them.
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> "Iterator[LiveAssistant]":
+    from bot.rasa_config import ROOT
+    from tests.assistant.live import LiveAssistant
+
+    if not (ROOT / "models" / "kefu.tar.gz").exists():
+        pytest.fail("no trained model: run `make train` (make test does)")
+    var: Path = tmp_path_factory.mktemp("gateway-stack")
+    live = LiveAssistant(var)
+    live.seed()
+    live.start()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="session")
+def desk(live_stack: "LiveAssistant") -> "Iterator[Desk]":
+    from tests.bot.gateway_harness import Desk
+
+    d = Desk(live_stack.database_url)
+    yield d
+    d.close()

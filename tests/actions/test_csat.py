@@ -12,6 +12,7 @@ from actions.csat import (
     ActionCsatComment,
     ActionCsatRate,
     ActionCsatRequest,
+    is_skip,
 )
 from actions.followup import ActionFollowupAnswer, ActionFollowupAsk
 from ticketing.desk import csat, ownership, tickets
@@ -343,3 +344,18 @@ def test_followup_answer_without_a_question_records_nothing(rated_later, session
     result = run(ActionFollowupAnswer(), followup_answer(None, intent="deny", text="不用了"))
     assert result.responses == ["utter_anything_else"]
     assert survey_of(session, ticket_id).followup_solved is None
+
+
+def test_a_decline_the_fallback_was_unsure_about_is_still_a_skip() -> None:
+    """"nothing more, thanks": thank 0.49 vs deny 0.49, so the fallback took over; both
+    readings decline, so nothing is stored. A fallback over a longer message is a comment."""
+    unsure = {"intent": {"name": "nlu_fallback", "confidence": 0.5},
+              "intent_ranking": [{"name": "nlu_fallback", "confidence": 0.5},
+                                 {"name": "thank", "confidence": 0.49},
+                                 {"name": "deny", "confidence": 0.49}]}
+    assert is_skip("nothing more, thanks", unsure)
+    assert not is_skip("the agent never read what I wrote and closed it", unsure)
+    low = {"intent": {"name": "nlu_fallback", "confidence": 0.4},
+           "intent_ranking": [{"name": "nlu_fallback", "confidence": 0.4},
+                              {"name": "thank", "confidence": 0.2}]}
+    assert not is_skip("thanks hmm", low)

@@ -106,3 +106,16 @@ def test_a_broken_or_wrong_item_is_a_quality_ticket_a_lost_parcel_logistics(
         ticket = session.scalars(select(Ticket).where(Ticket.conversation_id == sender)).one()
         assert ticket.category is category, text
         assert ticket.number in said[sender]
+
+
+def test_a_close_call_between_delivery_time_and_tracking_is_answered_not_fallen_back(
+        session, action_backend) -> None:
+    state = tracker(text="when will it arrive?", intent="nlu_fallback")
+    state.latest_message["intent_ranking"] = [
+        {"name": "nlu_fallback", "confidence": 0.4}, {"name": "track_order", "confidence": 0.38},
+        {"name": "delivery_time", "confidence": 0.33}, {"name": "payment_methods", "confidence": 0.1}]
+    result = run(ActionFallback(), state)
+    assert result.events == [{"event": "followup", "name": "action_track_order", "timestamp": None}]
+    assert result.responses == [] and "fallback_count" not in result.slots()
+    state.latest_message["intent_ranking"][2] = {"name": "refund_status", "confidence": 0.33}
+    assert run(ActionFallback(), state).responses == ["utter_default"]  # not siblings
