@@ -7,7 +7,6 @@ the guide's way, and shares no example with the training data in ``nlu_data/nlu/
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -15,6 +14,14 @@ from pathlib import Path
 import pytest
 
 yaml = pytest.importorskip("yaml")
+
+from tests.assistant.nlu_yaml import (  # noqa: E402  (after the yaml check)
+    CJK_RE,
+    ENTITY_RE,
+    entities as _entities,
+    examples as _examples,
+    plain as _plain,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_DIR = ROOT / "tests" / "nlu"
@@ -29,49 +36,6 @@ INTENTS = {
 }
 ENTITIES = {"order_id", "product", "amount", "csat_score"}
 MIN_PER_LANGUAGE = 10
-
-# The entity markup Rasa 3 reads: [text](entity), [text](entity:value), [text]{"entity": ...}
-ENTITY_RE = re.compile(
-    r"\[(?P<text>[^\]]+?)\]"
-    r"(\((?P<entity>[^:)]+?)(?::(?P<value>[^)]+))?\)|\{(?P<dict>[^}]+?)\}|\[(?P<list>.*?)\])"
-)
-CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-
-def _examples(path: Path) -> list[tuple[str, str]]:
-    """(intent, raw example) pairs of one Rasa NLU YAML file; [] when it holds no NLU data."""
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    pairs = []
-    for item in doc.get("nlu", []) or []:
-        if "intent" not in item:
-            continue
-        examples = item.get("examples", "")
-        if isinstance(examples, str):
-            lines = [ln.strip() for ln in examples.splitlines() if ln.strip()]
-            texts = [ln[2:].strip() if ln.startswith("- ") else ln for ln in lines]
-        else:  # the long form: a list of {text: ...}
-            texts = [e["text"] if isinstance(e, dict) else str(e) for e in examples]
-        pairs.extend((item["intent"], t) for t in texts)
-    return pairs
-
-
-def _entities(raw: str) -> list[tuple[str, str, str | None]]:
-    """(entity, text, value) of each annotation in a raw example."""
-    found = []
-    for m in ENTITY_RE.finditer(raw):
-        if m.group("entity"):
-            found.append((m.group("entity"), m.group("text"), m.group("value")))
-        elif m.group("dict"):
-            d = json.loads("{" + m.group("dict") + "}")
-            found.append((d["entity"], m.group("text"), d.get("value")))
-        else:
-            for d in json.loads("[" + m.group("list") + "]"):
-                found.append((d["entity"], m.group("text"), d.get("value")))
-    return found
-
-
-def _plain(raw: str) -> str:
-    return ENTITY_RE.sub(lambda m: m.group("text"), raw)
 
 
 def _normal(raw: str) -> str:
