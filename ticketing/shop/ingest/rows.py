@@ -148,7 +148,7 @@ class RefundRow(Row):
     external_id: Key
     order: Str40 = Field(description="The order's number.")
     state: Literal["applied", "under_review", "processing", "done", "rejected"]
-    amount_cents: Annotated[int, Field(ge=1, le=10_000_000_000)]
+    amount_cents: Annotated[int, Field(ge=1, le=MAX_CENTS)]
     reason: Literal["changed_mind", "wrong_size", "quality", "damaged", "not_as_described",
                     "wrong_item", "late_delivery", "other"]
     reason_text: Blank1000 = ""
