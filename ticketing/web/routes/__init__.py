@@ -8,7 +8,7 @@ from ticketing.web.routes import queue, signin
 from ticketing.web.routes import me
 from ticketing.web.routes import customers, refunds, tickets
 from ticketing.web.routes import events
-from ticketing.web.routes import admin, board, report_exports, reports
+from ticketing.web.routes import admin, admin_tokens, board, report_exports, reports
 from ticketing.web.routes import shop_api
 
 
@@ -23,5 +23,6 @@ def register(app: FastAPI) -> None:
     app.include_router(reports.router)
     app.include_router(report_exports.router)
     app.include_router(admin.router)
+    app.include_router(admin_tokens.router)
     app.include_router(board.router)
     shop_api.install(app)
