@@ -1,4 +1,4 @@
-"""API tokens from the command line, until the admin screens exist.
+"""API tokens from the command line (admins also have ``/admin/tokens``).
 
     python -m ticketing.web.tokens create --login xiaomei --name "nightly report" --scope desk:read
     python -m ticketing.web.tokens list
