@@ -90,7 +90,8 @@ def _amount_value(raw: str) -> str | None:
     return None if number is None else str(number)
 
 
-def _score_value(raw: str) -> str | None:
+def score_value(raw: str) -> str | None:
+    """"4", "four", "四" → "4"; None outside 1–5."""
     word = raw.lower()
     if word.isdigit():
         return word if 1 <= int(word) <= 5 else None
@@ -103,7 +104,7 @@ def find_quantities(text: str) -> list[Found]:
     found: list[Found] = []
     taken: list[tuple[int, int]] = []
     for entity, patterns, value_of in (("amount", _AMOUNT_PATTERNS, _amount_value),
-                                       ("csat_score", _SCORE_PATTERNS, _score_value)):
+                                       ("csat_score", _SCORE_PATTERNS, score_value)):
         for pattern in patterns:
             for match in pattern.finditer(text):
                 start, end = match.span("n")

@@ -21,7 +21,7 @@ from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.nlu.quantities import EN_SCORES, CN_SCORES, find_quantities
+from bot.nlu.quantities import find_quantities, score_value
 
 OWNED = frozenset({"amount", "csat_score"})
 LONE_SCORE = re.compile(r"^\s*([1-5]|one|two|three|four|five|[一二两三四五])\s*[.!。！]?\s*$", re.I)
@@ -31,8 +31,9 @@ def _lone_score(text: str) -> Optional[Dict[Text, Any]]:
     match = LONE_SCORE.match(text)
     if match is None:
         return None
-    raw = match.group(1)
-    value = raw if raw.isdigit() else str(EN_SCORES.get(raw.lower()) or CN_SCORES[raw])
+    value = score_value(match.group(1))
+    if value is None:
+        return None
     return {"entity": "csat_score", "start": match.start(1), "end": match.end(1),
             "value": value, "confidence_entity": 1.0}
 
