@@ -885,12 +885,15 @@ def describe(sql: str) -> str:
         return s
     found = re.search(r"GROUP BY (.*?)(?: ORDER BY| LIMIT|$)", s)
     group = found.group(1) if found else ""
-    by = ("" if not group else "this period and the one before" if ">=" in group
+    by = ("this period and the one before" if " UNION ALL " in s  # one aggregate a window
+          else "" if not group else "this period and the one before" if ">=" in group
           else "by week" if "to_char" in group else "by day" if "_day" in group
           else "by agent" if "agent_id" in group or "owner_id" in group
           else "by team" if "team_id" in group else "by " + group.split(".")[-1].split(",")[0])
     if "percentile_cont" in s:
-        what = "reply-wait percentiles (join)" if "reply_waits" in s else "duration percentiles"
+        what = ("reply-wait percentiles (join)" if "reply_waits" in s
+                else "ticket counts and duration percentiles" if "count(*)" in s
+                else "duration percentiles")
     elif "conversation_facts" in s:
         what = "conversation counts"
     elif "survey_sent_at" in s and group:

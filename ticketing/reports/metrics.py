@@ -9,49 +9,47 @@ filter are alternatives; different filters must all hold). A rate with nothing t
 None, and every figure carries its sample size ``n``.
 
 Medians and 90th percentiles interpolate linearly between ranks (PostgreSQL's
-``percentile_cont``, which computes them there; SQLite gets the same formula in Python).
+``percentile_cont``, which computes them there; SQLite gets the same formula in Python):
+:mod:`ticketing.reports.durations`. Counts per group and the SLA clauses:
+:mod:`ticketing.reports.tallies`. This module says what each figure is and which of them a
+page reads together.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, null, or_, select, text
+from sqlalchemy import func, text
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from ticketing.core.errors import ValidationError
 from ticketing.core.i18n import Text
-from ticketing.core.models import ConversationFact, ReplyWait, TicketFact
+from ticketing.core.models import ConversationFact, TicketFact
 # reading facts means they must be kept: loading this module turns the listeners on too
 from ticketing.desk import facts as _facts  # noqa: F401
-from ticketing.reports.aggregates import (
-    SLA_TARGETS,
-    ConversationStats,
-    CsatStats,
-    Distribution,
-    TicketStats,
-    distribution,
-    merge,
+from ticketing.reports.aggregates import ConversationStats, CsatStats, TicketStats
+from ticketing.reports.durations import (  # noqa: F401  (the metrics' names, importable here)
+    ALL_DURATIONS,
+    DURATIONS,
+    NEXT_RESPONSE,
+    in_postgres,
+    window_durations,
 )
 from ticketing.reports.scope import DIMENSIONS, Filters, Period, iso_week
-
-# --- what is measured ---------------------------------------------------------------------
-DURATIONS = {  # name -> fact column (seconds)
-    "first_response": TicketFact.first_response_s,
-    "first_response_bh": TicketFact.first_response_bh_s,
-    "resolution_first": TicketFact.resolution_first_s,
-    "resolution_first_bh": TicketFact.resolution_first_bh_s,
-    "resolution_last": TicketFact.resolution_last_s,
-    "resolution_last_bh": TicketFact.resolution_last_bh_s,
-}
-NEXT_RESPONSE = ("next_response", "next_response_bh")
-ALL_DURATIONS = (*DURATIONS, *NEXT_RESPONSE)
-OPEN_STATES = ("new", "open", "waiting_customer")
+from ticketing.reports.tallies import (  # noqa: F401
+    OPEN_STATES,
+    breach_clause,
+    breached_now,
+    conversation_windows,
+    csat_stats,
+    late_clause,
+    met_clause,
+    ticket_stats,
+    window_stats,
+)
 
 
 @dataclass(frozen=True)
@@ -130,24 +128,24 @@ def summary(session: Session, period: Period, filters: Filters, *, now: datetime
     """Everything on the dashboard's first row, for ``period`` and the span before it
     (``durations``: the medians and p90s wanted, every one unless told)."""
     before = period.previous()
-    # boolean keys: PostgreSQL knows they make two groups; for a CASE it guesses one group a
-    # row, and sorted the window's rows (on disk) instead of hashing them
-    flag = TicketFact.created_at >= period.since
-    window = (TicketFact.created_at >= before.since, TicketFact.created_at < period.until)
-    stats = ticket_stats(session, flag, window, filters, now=now, durations=())
-    stats = {key: stats.get(key, TicketStats()) for key in (True, False)}
-    for key, span in ((True, period), (False, before)):  # percentiles: no grouping, no sort
-        stats[key].durations.update(window_durations(
-            session, (TicketFact.created_at >= span.since, TicketFact.created_at < span.until),
-            filters, durations))
+    if in_postgres(session):  # each span's facts read once for its counts and percentiles
+        stats = window_stats(session, {True: _created_in(period), False: _created_in(before)},
+                             filters, now=now, durations=durations)
+    else:
+        # boolean keys: two groups of one statement (a database knows they make two)
+        flag = TicketFact.created_at >= period.since
+        window = (TicketFact.created_at >= before.since, TicketFact.created_at < period.until)
+        stats = ticket_stats(session, flag, window, filters, now=now, durations=())
+        stats = {key: stats.get(key, TicketStats()) for key in (True, False)}
+        for key, span in ((True, period), (False, before)):  # percentiles: one group each
+            stats[key].durations.update(window_durations(session, _created_in(span), filters,
+                                                         durations))
     survey_flag = TicketFact.survey_sent_at >= period.since
     csat = csat_stats(session, survey_flag,
                       (TicketFact.survey_sent_at >= before.since,
                        TicketFact.survey_sent_at < period.until), filters)
-    chat_flag = ConversationFact.started_at >= period.since
-    chats = conversation_stats(session, chat_flag,
-                               (ConversationFact.started_at >= before.since,
-                                ConversationFact.started_at < period.until), filters)
+    chats = conversation_windows(session, {True: _started_in(period), False: _started_in(before)},
+                                 filters)
     return Summary(
         period=period, previous=before,
         tickets=stats.get(True, TicketStats()), tickets_before=stats.get(False, TicketStats()),
@@ -163,9 +161,8 @@ def counts(session: Session, period: Period, filters: Filters, dimension: str, *
     """Ticket counts and SLA outcomes per dimension, without durations (contact reasons)."""
     if dimension not in DIMENSIONS:
         raise ValidationError(f"unknown dimension {dimension!r}", field="dimension")
-    window = (TicketFact.created_at >= period.since, TicketFact.created_at < period.until)
-    return ticket_stats(session, _DIMENSION_COLUMNS[dimension][0], window, filters, now=now,
-                        durations=())
+    return ticket_stats(session, _DIMENSION_COLUMNS[dimension][0], _created_in(period), filters,
+                        now=now, durations=())
 
 
 def table(session: Session, period: Period, filters: Filters, dimension: str, *,
@@ -176,8 +173,8 @@ def table(session: Session, period: Period, filters: Filters, dimension: str, *,
     if dimension not in DIMENSIONS:
         raise ValidationError(f"unknown dimension {dimension!r}", field="dimension")
     ticket_key, survey_key = _DIMENSION_COLUMNS[dimension]
-    window = (TicketFact.created_at >= period.since, TicketFact.created_at < period.until)
-    stats = ticket_stats(session, ticket_key, window, filters, now=now, durations=durations)
+    stats = ticket_stats(session, ticket_key, _created_in(period), filters, now=now,
+                         durations=durations)
     csat = csat_stats(session, survey_key,
                       (TicketFact.survey_sent_at >= period.since,
                        TicketFact.survey_sent_at < period.until), filters)
@@ -190,18 +187,17 @@ def trend(session: Session, period: Period, filters: Filters, grain: str, *,
     """Figures per local day (``2026-11-03``) or ISO week (``2026-W45``) of the period."""
     if grain not in ("day", "week"):
         raise ValidationError("grain is day or week", field="grain")
-    window = (TicketFact.created_at >= period.since, TicketFact.created_at < period.until)
     survey_window = (TicketFact.survey_sent_at >= period.since,
                      TicketFact.survey_sent_at < period.until)
     day_key: Any = TicketFact.created_day
     survey_key: Any = TicketFact.survey_day
     rekey = None
     if grain == "week":
-        if session.get_bind().dialect.name == "postgresql":  # weeks in SQL, percentiles there
+        if in_postgres(session):  # weeks in SQL, percentiles there
             day_key, survey_key = _pg_iso_week(day_key), _pg_iso_week(survey_key)
         else:  # days summed into weeks here; percentiles from every value (SQLite)
             rekey = iso_week
-    stats = ticket_stats(session, day_key, window, filters, now=now, rekey=rekey,
+    stats = ticket_stats(session, day_key, _created_in(period), filters, now=now, rekey=rekey,
                          durations=durations)
     csat = csat_stats(session, survey_key, survey_window, filters, rekey=rekey)
     return stats, csat
@@ -223,124 +219,9 @@ def use_report_memory(session: Session) -> None:
     parallel workers: a dashboard already runs its four reads at once, and on a small machine
     helpers for each of them fought over the same cores (a count query took 100 ms alone and
     ~3 processes' CPU for 70 ms with workers). For this transaction only."""
-    if session.get_bind().dialect.name == "postgresql":
+    if in_postgres(session):
         session.execute(text("SET LOCAL work_mem = '64MB'"))
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-
-
-def window_durations(session: Session, window: Iterable[ColumnElement[bool]], filters: Filters,
-                     durations: Iterable[str]) -> dict[str, Distribution]:
-    """The ``durations`` named over all the tickets in ``window`` (one group)."""
-    where = [*window, *filters.tickets()]
-    return _durations(session, None, where, set(durations), None).get(None, {})
-
-
-def _durations(session: Session, key: Any, where: list[Any], wanted: set[str],
-               rekey: Callable[[Any], Any] | None) -> dict[Any, dict[str, Distribution]]:
-    columns = {name: column for name, column in DURATIONS.items() if name in wanted}
-    found = _distributions(session, key, where, columns, rekey) if columns else {}
-    waited = {name: column for name, column in (("next_response", ReplyWait.seconds),
-                                                ("next_response_bh", ReplyWait.business_seconds))
-              if name in wanted}
-    if waited:
-        waits = _distributions(
-            session, key, [*where, ReplyWait.seq > 0, ReplyWait.seconds.is_not(None),
-                           *_wait_bounds(where)], waited, rekey, join=True)
-        for group, values in waits.items():
-            found.setdefault(group, {}).update(values)
-    return found
-
-
-def _wait_bounds(where: list[Any]) -> list[ColumnElement[bool]]:
-    """The lowest and highest ticket id among the tickets in ``where``, as bounds on the reply
-    waits' ticket ids: redundant with the join (always true of its rows), but they let the
-    database read only that stretch of the waits' index instead of every answered wait ever
-    (tickets are numbered as they come, so a month's tickets are a narrow id range: at a
-    million tickets the 30-day next-response percentiles went from ~480 to ~190 ms).
-    ``ticket_id + 0``: with a bare column PostgreSQL answers min/max by walking the primary
-    key from one end and filtering on the window, which reads most of the table."""
-    bounds = (select(func.min(TicketFact.ticket_id + 0).label("low"),
-                     func.max(TicketFact.ticket_id + 0).label("high"))
-              .where(*where).correlate(None).cte("wait_bounds"))  # one scan for both ends
-    return [ReplyWait.ticket_id >= select(bounds.c.low).scalar_subquery(),
-            ReplyWait.ticket_id <= select(bounds.c.high).scalar_subquery()]
-
-
-def ticket_stats(session: Session, key: Any, window: Iterable[ColumnElement[bool]],
-                 filters: Filters, *, now: datetime,
-                 rekey: Callable[[Any], Any] | None = None,
-                 durations: Iterable[str] = ALL_DURATIONS) -> dict[Any, TicketStats]:
-    """Counts, SLA outcomes and the ``durations`` named (each median is a sort of the
-    window's values, so callers ask for what they show) of the tickets in ``window``,
-    grouped by ``key``."""
-    wanted = set(durations)
-    where = [*window, *filters.tickets()]
-    k = key.label("k")
-    columns = [k, func.count(), _count(TicketFact.escalated > 0),
-               _count(TicketFact.first_solved_at.is_not(None)),
-               _count(and_(TicketFact.first_solved_at.is_not(None), TicketFact.reopened > 0)),
-               _count(TicketFact.handed_off.is_(True)),
-               _count(TicketFact.first_response_at.is_(None))]
-    for target in SLA_TARGETS:
-        verdict, due = _sla_columns(target)
-        columns += [_count(verdict == "met"), _count(_breached(verdict, due, now))]
-    stats: dict[Any, TicketStats] = defaultdict(TicketStats)
-    for row in session.execute(select(*columns).where(*where).group_by(k)):
-        one = TicketStats()
-        (_, one.tickets, one.escalated, one.solved, one.reopened, one.handed_off,
-         one.unanswered) = row[:7]
-        for i, target in enumerate(SLA_TARGETS):
-            one.sla[target] = [row[7 + 2 * i] or 0, row[8 + 2 * i] or 0]
-        merge(stats[_key(row[0], rekey)], one)
-    for group, values in _durations(session, key, where, wanted, rekey).items():
-        stats[group].durations.update(values)
-    return dict(stats)
-
-
-def csat_stats(session: Session, key: Any, window: Iterable[ColumnElement[bool]],
-               filters: Filters, *, rekey: Callable[[Any], Any] | None = None
-               ) -> dict[Any, CsatStats]:
-    """Surveys sent and scores given, grouped by ``key`` (surveys counted by sending time)."""
-    k = key.label("k")
-    stmt = (select(k, TicketFact.csat_score, func.count())
-            .where(*window, *filters.surveys()).group_by(k, TicketFact.csat_score))
-    stats: dict[Any, CsatStats] = defaultdict(CsatStats)
-    for group, score, count in session.execute(stmt):
-        stats[_key(group, rekey)].add(score, count)
-    return dict(stats)
-
-
-def conversation_stats(session: Session, key: Any, window: Iterable[ColumnElement[bool]],
-                       filters: Filters) -> dict[Any, ConversationStats]:
-    k = key.label("k")
-    stmt = (select(k, func.count(), _count(ConversationFact.ticket_id.is_(None)),
-                   _count(ConversationFact.handed_off.is_(True)))
-            .where(*window, *filters.conversations()).group_by(k))
-    return {group: ConversationStats(n, contained or 0, handed or 0)
-            for group, n, contained, handed in session.execute(stmt)}
-
-
-def breached_now(session: Session, filters: Filters, *, now: datetime) -> int:
-    """Unsolved tickets, created whenever, with a clock breached or running past its deadline."""
-    return session.scalar(select(func.count()).where(
-        TicketFact.state.in_(OPEN_STATES), breach_clause(now), *filters.tickets())) or 0
-
-
-def breach_clause(now: datetime) -> ColumnElement[bool]:
-    """A ticket with any SLA target breached (including clocks running past their deadline)."""
-    return or_(*(_breached(*_sla_columns(target), now) for target in SLA_TARGETS))
-
-
-def late_clause(target: str, now: datetime) -> ColumnElement[bool]:
-    """The tickets that missed ``target``: what a red SLA figure drills into."""
-    if target not in SLA_TARGETS:
-        raise ValidationError(f"unknown SLA target {target!r}", field="metric")
-    return _breached(*_sla_columns(target), now)
-
-
-def met_clause(target: str) -> ColumnElement[bool]:
-    verdict, _ = _sla_columns(target)
-    return verdict == "met"
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -355,65 +236,10 @@ _DIMENSION_COLUMNS = {
 }
 
 
-def _sla_columns(target: str) -> tuple[Any, Any]:
-    return (getattr(TicketFact, f"sla_{target}"), getattr(TicketFact, f"sla_{target}_due_at"))
+def _created_in(period: Period) -> tuple[Any, Any]:
+    return (TicketFact.created_at >= period.since, TicketFact.created_at < period.until)
 
 
-def _breached(verdict: Any, due: Any, now: datetime) -> ColumnElement[bool]:
-    return or_(verdict == "breached", and_(verdict == "pending", due.is_not(None), due < now))
-
-
-def _count(condition: ColumnElement[bool]) -> Any:
-    """``count(*) FILTER (WHERE …)``: PostgreSQL and SQLite (3.30+) skip the rows cheaply, where
-    ``sum(CASE …)`` evaluated an expression per row and condition."""
-    return func.count().filter(condition)
-
-
-def _distributions(session: Session, key: Any, where: list[Any], columns: dict[str, Any],
-                   rekey: Callable[[Any], Any] | None, *, join: bool = False
-                   ) -> dict[Any, dict[str, Distribution]]:
-    """Median and p90 of each column per group (``key`` None: one group, no GROUP BY): in
-    SQL on PostgreSQL, in Python elsewhere."""
-    k = (null() if key is None else key).label("k")
-    base: Select[Any]
-    found: dict[Any, dict[str, Distribution]] = defaultdict(dict)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres and rekey is None:
-        aggregates = []
-        for column in columns.values():
-            aggregates += [func.count(column),
-                           func.percentile_cont(0.5).within_group(column),
-                           func.percentile_cont(0.9).within_group(column)]
-        base = select(k, *aggregates)
-        if join:
-            base = base.select_from(TicketFact).join(ReplyWait,
-                                                    ReplyWait.ticket_id == TicketFact.ticket_id)
-        stmt = base.where(*where)
-        for row in session.execute(stmt if key is None else stmt.group_by(k)):
-            for i, name in enumerate(columns):
-                n, median, p90 = row[1 + 3 * i: 4 + 3 * i]
-                found[row[0]][name] = Distribution(n or 0, _float(median), _float(p90))
-        return dict(found)
-    base = select(k, *columns.values())
-    if join:
-        base = base.select_from(TicketFact).join(ReplyWait,
-                                                ReplyWait.ticket_id == TicketFact.ticket_id)
-    values: dict[Any, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in session.execute(base.where(*where)):
-        group = _key(row[0], rekey)
-        for name, value in zip(columns, row[1:]):
-            if value is not None:
-                values[group][name].append(float(value))
-    for group, by_name in values.items():
-        for name in columns:
-            found[group][name] = distribution(by_name.get(name, []))
-    return dict(found)
-
-
-def _key(value: Any, rekey: Callable[[Any], Any] | None) -> Any:
-    value = getattr(value, "value", value)
-    return rekey(value) if rekey is not None and value is not None else value
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _started_in(period: Period) -> tuple[Any, Any]:
+    return (ConversationFact.started_at >= period.since,
+            ConversationFact.started_at < period.until)

@@ -30,7 +30,12 @@ class TicketFact(Base):
     __tablename__ = "ticket_facts"
     __table_args__ = (
         Index("ix_ticket_facts_created", "created_at"),
-        Index("ix_ticket_facts_survey", "survey_sent_at"),
+        # satisfaction by sending time, per day, agent or team: read from the index alone
+        Index("ix_ticket_facts_survey", "survey_sent_at",
+              postgresql_include=["survey_day", "csat_score", "survey_agent_id",
+                                  "survey_team_id"],
+              postgresql_where=text("survey_sent_at IS NOT NULL"),
+              sqlite_where=text("survey_sent_at IS NOT NULL")),
         # "breached now": the open tickets' verdicts without reading the table (index-only)
         Index("ix_ticket_facts_open", "state",
               postgresql_include=["sla_first_response", "sla_first_response_due_at",
@@ -111,12 +116,17 @@ class ConversationFact(Base):
     """
 
     __tablename__ = "conversation_facts"
-    __table_args__ = (UniqueConstraint("conversation_id", "started_at"),)
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "started_at"),
+        # containment and handoff rates by start time: read from the index alone
+        Index("ix_conversation_facts_started_at", "started_at",
+              postgresql_include=["ticket_id", "handed_off", "channel"]),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[str] = mapped_column(String(160), index=True)
     channel: Mapped[str] = mapped_column(String(16))
-    started_at: Mapped[datetime] = mapped_column(index=True)
+    started_at: Mapped[datetime] = mapped_column()
     started_day: Mapped[str] = mapped_column(String(10))
     last_message_at: Mapped[datetime] = mapped_column()
     messages: Mapped[int] = mapped_column(Integer, default=0)
