@@ -14,7 +14,7 @@ RASA      := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(RASA_VENV)/bi
 # The assistant's training inputs; `rasa train` itself skips work when its fingerprint matches.
 TRAIN_ARGS := --config config.yml --domain bot/domain --data nlu_data --out models --fixed-model-name kefu
 
-.PHONY: help setup system-packages run test test-fast migrate demo-data worker bench bench-turns bench-gateway bench-desk bench-reports bench-ingest train shell eval-nlu validate clean
+.PHONY: help setup system-packages run run-cluster profile-turn test test-fast migrate demo-data worker bench bench-turns bench-gateway bench-desk bench-reports bench-ingest train shell eval-nlu validate clean
 
 help:
 	@echo "make run    - set up, migrate, load demo data, start the stack (SQLite, no Redis needed)"
@@ -23,6 +23,8 @@ help:
 	@echo "make shell  - chat with the assistant in the terminal as a demo customer"
 	@echo "make eval-nlu - NLU evaluation on tests/nlu (tuned vs Rasa's default pipeline),"
 	@echo "              tests/nlu_dev (out-of-scope rejection too) and product substitution"
+	@echo "make run-cluster - 2 gateways, 2 Rasa, 2 action servers, workers, desk on PostgreSQL + Redis"
+	@echo "make profile-turn - where a turn's CPU goes (py-spy over gateway, Rasa, actions)"
 	@echo "make bench  - SLA timer benchmark; make bench-turns - assistant turn latency;"
 	@echo "              make bench-gateway - widget WebSocket vs straight to Rasa (see README)"
 
@@ -56,6 +58,11 @@ migrate: $(APP_STAMP)
 run: setup train
 	$(PY) scripts/run_stack.py
 
+# the production layout on one machine (2 of each, supervised) against PostgreSQL and Redis:
+# KEFU_DATABASE_URL=postgresql+psycopg://... KEFU_REDIS_URL=redis://... make run-cluster
+run-cluster: setup train
+	$(PY) scripts/run_cluster.py
+
 train: $(RASA_STAMP)
 	$(RASA) train $(TRAIN_ARGS)
 
@@ -82,6 +89,10 @@ bench: $(APP_STAMP)
 
 bench-turns: setup train
 	$(PY) bench/turn_latency.py
+
+profile-turn: setup train
+	@$(VENV)/bin/py-spy --version >/dev/null 2>&1 || $(PY) -m pip install -q 'py-spy>=0.3.14'
+	$(PY) bench/profile_turn.py
 
 bench-gateway: setup train
 	$(PY) bench/gateway_load.py

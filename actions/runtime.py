@@ -38,6 +38,7 @@ _lock = threading.Lock()
 
 
 def _from_settings() -> Backend:
+    from ticketing.conversations import wakeups
     from ticketing.desk import live_events, timer_index
     from ticketing.core.db import make_engine, make_session_factory
 
@@ -50,6 +51,7 @@ def _from_settings() -> Backend:
                                       socket_timeout=2, socket_connect_timeout=2)
         timer_index.install(factory, timer_index.RedisTimerIndex(client))
         live_events.install(factory, client)  # desk pages see new tickets and messages live
+        wakeups.install(factory, client)  # what actions queue for customers: delivered at once
     return Backend(factory, PiiCipher(settings.pii_key), timezone=settings.timezone)
 
 

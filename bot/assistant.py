@@ -18,6 +18,7 @@ import httpx
 from bot.rasa_config import ROOT, AssistantSettings, write_endpoints
 
 RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
+RASA_PYTHON = RASA_BIN.with_name("python")
 CREDENTIALS = ROOT / "bot" / "credentials.yml"
 
 
@@ -26,6 +27,8 @@ def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
                 "PYTHONWARNINGS": "ignore"})
+    # the custom components (bot/nlu) and bot/rasa_server.py are imported from the checkout
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update(extra or {})
     return env
 
@@ -55,9 +58,13 @@ def action_server_argv(settings: AssistantSettings, python: str | None = None) -
 
 
 def rasa_server_argv(settings: AssistantSettings, model: Path | None = None) -> list[str]:
-    """``rasa run`` with the REST channel and the HTTP API, bound to 127.0.0.1."""
+    """``rasa run`` (through ``bot/rasa_server.py``) with the REST channel and the HTTP API.
+
+    Bound to 127.0.0.1; ``scripts/run_stack.py`` sets another interface when configured. The
+    auth token, when there is one, travels in the environment (``KEFU_RASA_TOKEN``).
+    """
     endpoints = write_endpoints(settings)
-    return [str(RASA_BIN), "run", "--model", str(model or model_path(settings)),
+    return [str(RASA_PYTHON), "-m", "bot.rasa_server", "run", "--model", str(model or model_path(settings)),
             "--enable-api", "--interface", "127.0.0.1", "--port", str(settings.rasa_port),
             "--endpoints", str(endpoints), "--credentials", str(CREDENTIALS),
             "--response-timeout", "30"]

@@ -5,15 +5,22 @@ payloads such as the handoff marker, ``ticketing.desk.handoffs.HANDOFF_MARKER_KE
 HTTP API (``--enable-api``) lets the desk resume a paused (handed-off) conversation and
 trigger external intents (CSAT, follow-up) whose answers come back in the response with
 ``output_channel=collector``.
+
+Both clients take one server URL or several (``KEFU_RASA_URLS``): with several, each
+conversation sticks to one server and moves only while that server is down
+(:mod:`bot.rasa_pool`). ``token`` is Rasa's ``--auth-token``, sent as ``?token=`` on every call
+(Rasa ignores it when it runs without one); it never appears in the errors these clients raise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from bot.rasa_pool import RasaPool, Verdict, judge_error, judge_status
 from ticketing.desk.handoffs import BACKEND_UNAVAILABLE, HANDOFF_MARKER_KEY
 
 
@@ -38,15 +45,54 @@ def unavailable_marker(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((m for m in _markers(messages) if m.get("error") == BACKEND_UNAVAILABLE), None)
 
 
+CONNECT_TIMEOUT = 3.0  # a server that cannot take a connection this fast is down: next one
+
+
+def _path(sender: str, tail: str) -> str:
+    return f"/conversations/{quote(sender, safe=':@')}/{tail}"
+
+
+def _setup(base_url: str | Sequence[str], timeout: float, token: str | None,
+           pool: RasaPool | None) -> tuple[RasaPool, dict[str, Any]]:
+    """The pool and the keyword arguments every per-server httpx client gets."""
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
+    options: dict[str, Any] = {
+        "timeout": httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
+        "params": {"token": token} if token else None,
+    }
+    return pool or RasaPool(urls), options
+
+
+def _checked(response: httpx.Response) -> httpx.Response:
+    """``raise_for_status`` without the token: httpx puts the full URL in its message."""
+    if response.is_success:
+        return response
+    request = response.request
+    raise httpx.HTTPStatusError(
+        f"Rasa answered {response.status_code} to {request.method} {request.url.path}",
+        request=request, response=response)
+
+
+def _judged(pool: RasaPool, server: str, error: httpx.TransportError) -> bool:
+    """Record a failed call; True when the conversation's next server may take it."""
+    verdict = judge_error(error)
+    pool.record(server, verdict, type(error).__name__)
+    return verdict is Verdict.DOWN_UNSENT
+
+
 class RasaClient:
     """A small synchronous client; the gateway uses :class:`AsyncRasaClient`."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, token: str | None = None) -> None:
-        params = {"token": token} if token else None
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, params=params)
+    def __init__(self, base_url: str | Sequence[str], *, timeout: float = 30.0,
+                 token: str | None = None, pool: RasaPool | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.pool, options = _setup(base_url, timeout, token, pool)
+        self._http = {server: httpx.Client(base_url=server, transport=transport, **options)
+                      for server in self.pool.servers}
 
     def close(self) -> None:
-        self._http.close()
+        for client in self._http.values():
+            client.close()
 
     def __enter__(self) -> RasaClient:
         return self
@@ -54,63 +100,92 @@ class RasaClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    def _request(self, sender: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The call on ``sender``'s server, or its next ones while they cannot be reached."""
+        unreachable: httpx.TransportError | None = None
+        for server in self.pool.candidates(sender):
+            try:
+                response = self._http[server].request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if not _judged(self.pool, server, exc):
+                    raise
+                unreachable = exc
+                continue
+            self.pool.record(server, judge_status(response.status_code),
+                             f"HTTP {response.status_code}")
+            return _checked(response)
+        assert unreachable is not None  # a pool is never empty
+        raise unreachable
+
     def send(self, sender: str, message: str) -> list[dict[str, Any]]:
         """A customer's message through the REST channel; returns the bot's messages."""
-        response = self._http.post("/webhooks/rest/webhook",
-                                   json={"sender": sender, "message": message})
-        response.raise_for_status()
-        return response.json()
+        return self._request(sender, "POST", "/webhooks/rest/webhook",
+                             json={"sender": sender, "message": message}).json()
 
     def resume(self, sender: str) -> None:
         """Hand a paused conversation back to the bot."""
-        response = self._http.post(f"/conversations/{quote(sender, safe=':@')}/tracker/events",
-                                   json={"event": "resume"})
-        response.raise_for_status()
+        self._request(sender, "POST", _path(sender, "tracker/events"), json={"event": "resume"})
 
     def trigger(self, sender: str, intent: str,
                 entities: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run an external intent (EXTERNAL_csat_request...) and return what the bot said."""
-        response = self._http.post(
-            f"/conversations/{quote(sender, safe=':@')}/trigger_intent",
-            params={"output_channel": "collector"},
-            json={"name": intent, "entities": entities or {}},
-        )
-        response.raise_for_status()
+        response = self._request(sender, "POST", _path(sender, "trigger_intent"),
+                                 params={"output_channel": "collector"},
+                                 json={"name": intent, "entities": entities or {}})
         return response.json().get("messages", [])
 
     def tracker(self, sender: str) -> dict[str, Any]:
-        response = self._http.get(f"/conversations/{quote(sender, safe=':@')}/tracker")
-        response.raise_for_status()
-        return response.json()
+        return self._request(sender, "GET", _path(sender, "tracker")).json()
 
 
 class AsyncRasaClient:
     """The same calls for asyncio code (the gateway)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, token: str | None = None) -> None:
-        params = {"token": token} if token else None
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, params=params)
+    def __init__(self, base_url: str | Sequence[str], *, timeout: float = 30.0,
+                 token: str | None = None, pool: RasaPool | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.pool, options = _setup(base_url, timeout, token, pool)
+        self._http = {server: httpx.AsyncClient(base_url=server, transport=transport, **options)
+                      for server in self.pool.servers}
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for client in self._http.values():
+            await client.aclose()
+
+    async def _request(self, sender: str, method: str, path: str,
+                       **kwargs: Any) -> httpx.Response:
+        """As :meth:`RasaClient._request`; a cancelled (too slow) call says nothing of health."""
+        unreachable: httpx.TransportError | None = None
+        for server in self.pool.candidates(sender):
+            try:
+                response = await self._http[server].request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if not _judged(self.pool, server, exc):
+                    raise
+                unreachable = exc
+                continue
+            self.pool.record(server, judge_status(response.status_code),
+                             f"HTTP {response.status_code}")
+            return _checked(response)
+        assert unreachable is not None  # a pool is never empty
+        raise unreachable
 
     async def send(self, sender: str, message: str) -> list[dict[str, Any]]:
-        response = await self._http.post("/webhooks/rest/webhook",
-                                          json={"sender": sender, "message": message})
-        response.raise_for_status()
+        response = await self._request(sender, "POST", "/webhooks/rest/webhook",
+                                       json={"sender": sender, "message": message})
         return response.json()
 
     async def resume(self, sender: str) -> None:
-        response = await self._http.post(
-            f"/conversations/{quote(sender, safe=':@')}/tracker/events", json={"event": "resume"})
-        response.raise_for_status()
+        await self._request(sender, "POST", _path(sender, "tracker/events"),
+                            json={"event": "resume"})
 
     async def trigger(self, sender: str, intent: str,
                       entities: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        response = await self._http.post(
-            f"/conversations/{quote(sender, safe=':@')}/trigger_intent",
-            params={"output_channel": "collector"},
-            json={"name": intent, "entities": entities or {}},
-        )
-        response.raise_for_status()
+        response = await self._request(sender, "POST", _path(sender, "trigger_intent"),
+                                       params={"output_channel": "collector"},
+                                       json={"name": intent, "entities": entities or {}})
         return response.json().get("messages", [])
+
+    async def tracker(self, sender: str) -> dict[str, Any]:
+        response = await self._request(sender, "GET", _path(sender, "tracker"))
+        return response.json()

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
+
+# ASCII only: str.isdigit() also accepts "²" or "٣", and hmac.compare_digest raises on non-ASCII
+# text, so a crafted token used to crash the handshake instead of making an anonymous visitor.
+_TOKEN = re.compile(r"([0-9]{1,12})\.([0-9]{1,12})\.([0-9a-fA-F]{64})", re.ASCII)
 
 
 def sign(customer_id: int, *, secret: str, expires_at: float | None = None,
@@ -24,13 +29,14 @@ def verify(token: str | None, *, secret: str | None, now: float | None = None) -
     """The customer id of a valid token, else None (never raises on bad input)."""
     if not token or not secret or not isinstance(token, str) or len(token) > 200:
         return None
-    parts = token.split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+    match = _TOKEN.fullmatch(token)
+    if match is None:
         return None
-    expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(),
+    customer, expires, signature = match.groups()
+    expected = hmac.new(secret.encode(), f"{customer}.{expires}".encode(),
                         hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, parts[2].lower()):
+    if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
         return None
-    if int(parts[1]) < (time.time() if now is None else now):
+    if int(expires) < (time.time() if now is None else now):
         return None
-    return int(parts[0])
+    return int(customer)

@@ -4,6 +4,11 @@ Processes are children of this one; Ctrl-C (or SIGTERM) stops them all: the SLA 
 action server and the Rasa server (REST channel and HTTP API on 127.0.0.1, the model that
 ``make train`` wrote). Each part of Kefu (worker, actions, Rasa, gateway, desk) adds itself to
 ``services()``.
+
+Rasa's HTTP API runs with an auth token (``KEFU_RASA_TOKEN``, else the development token in
+``var/rasa.token`` that the gateway reads too). The token reaches Rasa through its environment,
+never its command line, which every local user can read (``ps``). Rasa binds ``KEFU_RASA_HOST``
+(127.0.0.1 by default); any other interface needs an explicit ``KEFU_RASA_TOKEN``.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot import assistant  # noqa: E402
 from bot.gateway.settings import GatewaySettings  # noqa: E402
-from bot.rasa_config import AssistantSettings  # noqa: E402
+from bot.rasa_config import AssistantSettings, is_loopback, server_token  # noqa: E402
+from ticketing.core.errors import ConfigurationError  # noqa: E402
 from ticketing.core import migrate  # noqa: E402
 from ticketing.demo import data as demo_data
 from ticketing.core.db import make_engine, make_session_factory  # noqa: E402
@@ -41,6 +48,27 @@ class Service:
     ready_url: str | None = None  # polled after start; "<name> ready" is printed when it answers
 
 
+def rasa_service(rasa: AssistantSettings) -> Service:
+    """Rasa on ``KEFU_RASA_HOST`` with its auth token; ConfigurationError when exposed without one."""
+    token = server_token(rasa)
+    argv = assistant.rasa_server_argv(rasa)
+    if "--interface" in argv:
+        argv[argv.index("--interface") + 1] = rasa.rasa_host
+    else:
+        argv += ["--interface", rasa.rasa_host]
+    wildcard = rasa.rasa_host in ("0.0.0.0", "::", "")
+    host = "127.0.0.1" if wildcard or is_loopback(rasa.rasa_host) else rasa.rasa_host
+    base = f"http://{f'[{host}]' if ':' in host else host}:{rasa.rasa_port}"
+    return Service("rasa", argv, f"{base}/webhooks/rest/webhook",
+                   env=assistant.rasa_env({"KEFU_RASA_TOKEN": token}),
+                   ready_url=f"{base}/status?token={quote(token, safe='')}")
+
+
+def _shown(url: str) -> str:
+    """A URL as printed: without its query, where the token is."""
+    return url.split("?", 1)[0]
+
+
 def services() -> list[Service]:
     py = sys.executable
     settings = load_settings()
@@ -53,8 +81,7 @@ def services() -> list[Service]:
         Service("webhooks", [py, "-m", "ticketing.desk.webhooks"], "background (no port)"),
         Service("actions", assistant.action_server_argv(rasa, py), rasa.action_url,
                 env=assistant.action_env(), ready_url=f"http://127.0.0.1:{rasa.action_port}/health"),
-        Service("rasa", assistant.rasa_server_argv(rasa), f"{rasa.rasa_url}/webhooks/rest/webhook",
-                env=assistant.rasa_env(), ready_url=f"{rasa.rasa_url}/status"),
+        rasa_service(rasa),
         Service("gateway", [py, "-m", "bot"],
                 f"http://{gateway.host}:{gateway.port}/ (demo shop with the chat widget)",
                 ready_url=f"http://127.0.0.1:{gateway.port}/health"),
@@ -88,6 +115,7 @@ def prepare() -> dict[str, int] | None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines show URLs: the token
     settings = load_settings()
     counts = prepare()
     print(f"database : {_redact(settings.database_url)} (migrated)")
@@ -97,11 +125,14 @@ def main() -> int:
     else:
         print("demo data: database already has data, left as it is")
 
+    # the demo shop's sign-in page (/?customer=<id>) is for this one-machine demo only: on
+    # unless KEFU_DEMO_PAGE says otherwise; a shop's own deployment never turns it on
+    os.environ.setdefault("KEFU_DEMO_PAGE", "on")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     children: list[tuple[Service, subprocess.Popen[bytes]]] = []
     try:
         wanted = services()
-    except FileNotFoundError as exc:  # no trained model
+    except (FileNotFoundError, ConfigurationError) as exc:  # no trained model, exposed Rasa
         print(f"error    : {exc}", flush=True)
         return 1
     for svc in wanted:
@@ -128,7 +159,7 @@ def main() -> int:
         for svc in list(pending):
             if assistant.answers(svc.ready_url or ""):
                 pending.remove(svc)
-                print(f"ready    : {svc.name:<12} {svc.ready_url}", flush=True)
+                print(f"ready    : {svc.name:<12} {_shown(svc.ready_url or '')}", flush=True)
                 if not pending:
                     print("all services ready", flush=True)
         time.sleep(0.5)

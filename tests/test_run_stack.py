@@ -1,6 +1,7 @@
 """`make run` in miniature: the launcher migrates, seeds an empty database, starts the worker,
 the action server and the Rasa server (which answers a verified demo customer, through the
-actions and the database), and stops cleanly; a second start keeps the data.
+actions and the database, and opens its HTTP API only to the token's holders), and stops
+cleanly; a second start keeps the data.
 
 Needs the trained model (`make test` trains it first)."""
 
@@ -70,6 +71,11 @@ def test_launcher_seeds_once_and_runs_the_whole_stack(tmp_path: Path) -> None:
     try:
         answer = httpx.post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook", timeout=60,
                             json={"sender": "widget:demo-1", "message": "我的订单到哪了"}).json()
+        # Rasa's HTTP API answers only with the token the gateway holds (var/rasa.token)
+        token = (tmp_path / "rasa.token").read_text().strip()
+        tracker_url = f"http://127.0.0.1:{rasa_port}/conversations/widget:demo-1/tracker"
+        tracker_without = httpx.get(tracker_url, timeout=30)
+        tracker_with = httpx.get(tracker_url, params={"token": token}, timeout=30)
         page = httpx.get(f"http://127.0.0.1:{gateway_port}/?customer=1", timeout=30).text
         widget = httpx.get(f"http://127.0.0.1:{gateway_port}/widget.js", timeout=30)
         health = httpx.get(f"http://127.0.0.1:{gateway_port}/health", timeout=30).json()
@@ -84,6 +90,8 @@ def test_launcher_seeds_once_and_runs_the_whole_stack(tmp_path: Path) -> None:
         _stop(proc, lines)
     text = "\n".join(lines)
     assert "demo data: loaded" in text
+    assert tracker_without.status_code == 401 and tracker_with.status_code == 200
+    assert token not in text  # never printed, not even in the readiness line
     assert "sla-worker" in text and "worker started" in text
     assert "ready    : actions" in text and "ready    : rasa" in text
     assert "ready    : gateway" in text

@@ -11,15 +11,21 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.gateway import conversation_lock, polling_lease
 from bot.gateway.core import Gateway
 from bot.gateway.delivery import Delivery
 from bot.gateway.http import build_app
+from bot.gateway.lanes import Lanes
 from bot.gateway.metrics import GatewayMetrics
 from bot.gateway.ratelimit import RateLimiter
+from bot.gateway.replay import Replayer, replay_unhandled
 from bot.gateway.settings import GatewaySettings
 from bot.gateway.telegram import TelegramChannel
+from bot.gateway.wakeups import WakeupListener
 from bot.gateway.widget import WidgetChannel
 from bot.rasa_client import AsyncRasaClient
+from bot.rasa_config import client_token
+from ticketing.conversations import wakeups
 from ticketing.desk import live_events, timer_index
 from ticketing.core.db import make_engine, make_session_factory
 from ticketing.core.settings import Settings, dev_secret, load_settings, var_dir
@@ -49,12 +55,17 @@ class GatewayService:
         self.redis: Any = None
         self._uninstall = None
         self.metrics = GatewayMetrics()
-        self.rasa = AsyncRasaClient(settings.rasa_url, timeout=max(settings.rasa_timeout, 1.0) + 5)
+        self.rasa = AsyncRasaClient(settings.rasa_urls or settings.rasa_url,
+                                    timeout=max(settings.rasa_timeout, 1.0) + 5,
+                                    token=client_token(settings.rasa_token))
         self.gateway: Gateway | None = None
         self.telegram: TelegramChannel | None = None
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self._delivery_task: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []  # replay, outbox wake-ups
+        self._turn_lock: conversation_lock.TurnLock | None = None
+        self._uninstall_wakeups = None
         self.port: int | None = None
 
     async def start(self) -> None:
@@ -68,17 +79,28 @@ class GatewayService:
                 self.app_settings.redis_url, decode_responses=True, socket_timeout=1))
             self._uninstall = timer_index.install(self.session_factory, index)
             live_events.install(self.session_factory, index.client)  # desk pages see it live
+            # rows queued here for a page open on another gateway: that one delivers at once
+            self._uninstall_wakeups = wakeups.install(self.session_factory, index.client)
+        # one turn per conversation across gateway processes (Redis, else PostgreSQL)
+        self._turn_lock = conversation_lock.for_deployment(
+            redis=self.redis, database_url=self.app_settings.database_url,
+            ttl=self.settings.turn_lock_ttl, max_wait=self.settings.turn_lock_wait)
         limiter = RateLimiter(limit=self.settings.rate_limit, window=self.settings.rate_window,
                               redis=self.redis)
         gateway = Gateway(settings=self.settings, session_factory=self.session_factory,
                           rasa=self.rasa, limiter=limiter, metrics=self.metrics,
                           pii_key=self.app_settings.pii_key)
+        gateway.lanes = Lanes(shared=self._turn_lock)
         self.gateway = gateway
         delivery = Delivery(gateway)
         widget = WidgetChannel(gateway)
         gateway.register(widget)
         if self.settings.telegram_token:
-            self.telegram = TelegramChannel(gateway, attachments_dir=var_dir() / "attachments")
+            lease = polling_lease.for_deployment(redis=self.redis,
+                                                 database_url=self.app_settings.database_url,
+                                                 ttl=self.settings.telegram_lease)
+            self.telegram = TelegramChannel(gateway, attachments_dir=var_dir() / "attachments",
+                                            lease=lease)
             gateway.register(self.telegram)
             await self.telegram.start()
         app = build_app(gateway, widget, self.telegram, redis=self.redis, demo_page=self.demo_page)
@@ -90,8 +112,15 @@ class GatewayService:
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
         self._delivery_task = asyncio.create_task(delivery.run(self._stopping))
+        replayer = Replayer(gateway, interval=self.settings.replay_interval,
+                            grace=self.settings.replay_grace,
+                            grace_locked=self.settings.replay_grace_locked)
+        self._background.append(asyncio.create_task(replayer.run(self._stopping)))
+        if self.redis is not None:
+            listener = WakeupListener(self.redis, delivery)
+            self._background.append(asyncio.create_task(listener.run(self._stopping)))
         try:
-            replayed = await gateway.replay_unhandled()
+            replayed = await replay_unhandled(gateway, unsure_until=self.settings.replay_grace)
             if replayed:
                 log.warning("routed %d message(s) stored before a restart but never answered",
                             replayed)
@@ -105,11 +134,16 @@ class GatewayService:
         self._stopping.set()
         if self._delivery_task is not None:
             await asyncio.gather(self._delivery_task, return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self.telegram is not None:
             await self.telegram.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.rasa.aclose()
+        if self._turn_lock is not None:
+            await self._turn_lock.close()
+        if self._uninstall_wakeups is not None:
+            self._uninstall_wakeups()
         if self.redis is not None:
             await self.redis.aclose()
         if self._uninstall is not None:

@@ -5,23 +5,33 @@ appended to the handed-off ticket's thread or posted to Rasa. Whatever the custo
 read goes into the outbox and is delivered from there (``delivery.py``), so answers arrive
 once and in order even when a channel hiccups. If Rasa is down or too slow, the message
 becomes a ticket and the conversation is handed to a person: nothing written is lost.
+
+What reaches Rasa is bounded and never trusted: the text is cleaned of what cannot be stored
+(``text_hygiene.py``), typed text can never be read as an intent and only the first
+``KEFU_NLU_MAX_CHARS`` characters are parsed, a button payload counts only if the bot offered
+it (``payloads.py``), and turns wait for a slot with verified customers first
+(``admission.py``). An assistant that answers a message with nothing at all (an action server
+that died mid-turn) is treated like one that is down: apology and ticket, never silence.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.gateway import texts
+from bot.gateway import payloads, texts
+from bot.gateway.admission import Admission, Overloaded
 from bot.gateway.lanes import Lanes
+from bot.gateway.messages import Channel, Incoming, Outcome, cleaned, rasa_rows
 from bot.gateway.metrics import GatewayMetrics
 from bot.gateway.ratelimit import RateLimiter
 from bot.gateway.settings import GatewaySettings
@@ -30,70 +40,11 @@ from ticketing.conversations import chat_history, inbound, outbox
 from ticketing.core import audit
 from ticketing.desk import handoffs, receipts, tickets
 from ticketing.shop import customers
-from ticketing.conversations.chat_history import Entry
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import IllegalTransition
 from ticketing.core.i18n import Text, language_of_text, normalize_language
 
 log = logging.getLogger("kefu.gateway")
-
-
-class Channel(Protocol):
-    """What the gateway needs from a channel (Telegram, widget)."""
-
-    name: str
-
-    async def deliver(self, external_id: str, entry: Entry) -> None:
-        """Show ``entry`` to the customer; raise when it did not reach them."""
-
-    async def typing(self, external_id: str, on: bool) -> None:
-        """Best effort 'the assistant is writing' indicator."""
-
-
-@dataclass
-class Incoming:
-    """A customer message as a channel hands it over."""
-
-    channel: str
-    external_id: str
-    dedupe_key: str  # the channel's own id of this message
-    text: str = ""
-    payload: str | None = None  # a button's payload (what Rasa gets instead of ``text``)
-    language: str | None = None  # the channel's hint (Telegram language_code, widget setting)
-    kind: str = "text"  # text | photo | unsupported
-    attachments: list[dict[str, Any]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # stored with the message (client_id)
-
-    @property
-    def conversation_id(self) -> str:
-        return customers.conversation_id_for(self.channel, self.external_id)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to a message; ``reply`` is an immediate answer the channel shows itself."""
-
-    status: str  # routed | duplicate | too_long | rate_limited | unavailable
-    route: str | None = None
-    inbound_id: int | None = None
-    reply: str | None = None
-    language: str = "zh"
-
-
-def rasa_rows(messages: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    """Rasa's answers as (text, payload) outbox rows; the handoff marker is not for customers."""
-    rows = []
-    for message in messages:
-        buttons = [{"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
-                   for b in message.get("buttons") or [] if isinstance(b, dict)]
-        text = (message.get("text") or "").strip()
-        if message.get("image"):
-            text = f"{text}\n{message['image']}".strip()
-        if not text and buttons:
-            text = " / ".join(b["title"] for b in buttons)
-        if text:
-            rows.append((text, {"buttons": buttons} if buttons else {}))
-    return rows
 
 
 class Gateway:
@@ -107,6 +58,8 @@ class Gateway:
         self.limiter = limiter
         self.metrics = metrics
         self.lanes = Lanes()
+        self.admission = Admission(capacity=settings.rasa_concurrency,
+                                   anonymous=settings.rasa_anonymous_concurrency)
         self.channels: dict[str, Channel] = {}
         # set by the delivery loop: deliver this conversation's outbox now
         self.deliver_now: Callable[[str], Awaitable[None]] | None = None
@@ -138,13 +91,22 @@ class Gateway:
 
     async def _receive(self, msg: Incoming, conversation: str,
                        on_stored: Callable[[int], Awaitable[None]] | None) -> Outcome:
+        msg = cleaned(msg)
         hinted = normalize_language(language_of_text(msg.text) or msg.language)
         if len(msg.text) > self.settings.max_chars:
             return Outcome("too_long", language=hinted,
                            reply=texts.TOO_LONG.get(hinted, limit=self.settings.max_chars))
+        if not self._readable(msg):
+            self.metrics.errors.labels("unreadable_message").inc()
+            return Outcome("invalid", language=hinted, reply=texts.UNREADABLE.get(hinted))
         verdict = await self.limiter.check(conversation)
         try:
             stored = await self.db(lambda s: self._store(s, msg, hinted, verdict.allowed))
+        except (DataError, UnicodeError, ValueError) as exc:  # this message, not the database
+            log.warning("a message of %s cannot be stored (%s)", conversation,
+                        type(exc).__name__)  # not the text: it may hold personal data
+            self.metrics.errors.labels("unreadable_message").inc()
+            return Outcome("invalid", language=hinted, reply=texts.UNREADABLE.get(hinted))
         except Exception:  # the database is the system of record: without it, say so
             log.exception("cannot store a message of %s", conversation)
             self.metrics.errors.labels("database").inc()
@@ -152,7 +114,10 @@ class Gateway:
         if stored is None:
             self.metrics.duplicates.labels(msg.channel).inc()
             return Outcome("duplicate", language=hinted)
-        inbound_id, language, ticket_id = stored
+        inbound_id, language, ticket_id = stored.inbound_id, stored.language, stored.ticket_id
+        if msg.payload and not stored.payload_offered:
+            log.info("a payload the bot did not offer in %s goes to Rasa as text", conversation)
+            msg = dataclasses.replace(msg, payload=None)
         if on_stored is not None:
             await on_stored(inbound_id)
         if not verdict.allowed:
@@ -164,10 +129,18 @@ class Gateway:
                     details={"count": verdict.count, "window_seconds": self.settings.rate_window}))
             return Outcome("rate_limited", route="rate_limited", inbound_id=inbound_id,
                            language=language, reply=texts.RATE_LIMITED.get(language))
-        return await self._route(msg, conversation, inbound_id, language, ticket_id)
+        return await self.route(msg, conversation, inbound_id, language, ticket_id,
+                                 verified=stored.verified)
 
-    async def _route(self, msg: Incoming, conversation: str, inbound_id: int, language: str,
-                     ticket_id: int | None) -> Outcome:
+    def _readable(self, msg: Incoming) -> bool:
+        """A payload of a button's size and shape, and some text (or a photo) to go with it."""
+        if msg.payload is not None and not payloads.acceptable(
+                msg.payload, max_chars=self.settings.max_payload_chars):
+            return False
+        return msg.kind != "text" or bool(msg.text.strip() or msg.payload)
+
+    async def route(self, msg: Incoming, conversation: str, inbound_id: int, language: str,
+                     ticket_id: int | None, *, verified: bool = False) -> Outcome:
         if ticket_id is not None and msg.kind != "unsupported":
             routed = await self._to_ticket(msg, conversation, inbound_id, ticket_id, language)
             if routed is not None:
@@ -176,40 +149,20 @@ class Gateway:
             await self._enqueue(conversation, language, [(texts.UNSUPPORTED.get(language), {})],
                                 inbound_id=inbound_id, route="unsupported")
             return Outcome("routed", route="unsupported", inbound_id=inbound_id, language=language)
-        return await self._to_rasa(msg, conversation, inbound_id, language)
+        return await self._to_rasa(msg, conversation, inbound_id, language, verified=verified)
 
-    async def replay_unhandled(self, *, older_than: float = 5.0) -> int:
-        """Route messages that were stored but never routed (the gateway stopped halfway)."""
-        cutoff = utcnow() - timedelta(seconds=older_than)
+    def _store(self, session: Session, msg: Incoming, hinted: str, allowed: bool) -> _Stored | None:
+        """Identity, inbound row, language and the live handed-off ticket, in one transaction.
 
-        def work(session: Session) -> list[tuple[Incoming, int, str, int | None]]:
-            found = []
-            for row in inbound.unhandled(session, received_before=cutoff):
-                channel, external_id = customers.split_conversation_id(row.conversation_id)
-                payload = row.payload or {}
-                attachments = list(payload.get("attachments") or [])
-                msg = Incoming(channel=channel, external_id=external_id,
-                               dedupe_key=row.dedupe_key, text=row.text,
-                               payload=payload.get("button"), attachments=attachments,
-                               kind="photo" if attachments else "text")
-                ticket = handoffs.handed_off_ticket(session, conversation_id=row.conversation_id)
-                found.append((msg, row.id, normalize_language(language_of_text(row.text)),
-                              ticket.id if ticket is not None else None))
-            return found
-
-        pending = await self.db(work)
-        for msg, inbound_id, language, ticket_id in pending:
-            async with self.lanes.hold(msg.conversation_id):
-                await self._route(msg, msg.conversation_id, inbound_id, language, ticket_id)
-        return len(pending)
-
-    def _store(self, session: Session, msg: Incoming, hinted: str,
-               allowed: bool) -> tuple[int, str, int | None] | None:
-        """Identity, inbound row, language and the live handed-off ticket, in one transaction."""
+        Only a payload the bot offered is stored as one (so a replay after a restart sends it
+        the same way); any other is dropped and the message is the customer's words.
+        """
         identity = customers.identity_for(session, channel=msg.channel,
                                           external_id=msg.external_id, language=hinted)
         payload: dict[str, Any] = dict(msg.extra)
-        if msg.payload:
+        offered = bool(msg.payload) and payloads.is_offered(
+            session, conversation_id=identity.conversation_id, payload=str(msg.payload))
+        if offered:
             payload["button"] = msg.payload
         if msg.attachments:
             payload["attachments"] = msg.attachments
@@ -222,11 +175,13 @@ class Gateway:
         language = normalize_language(language_of_text(msg.text) or identity.language or hinted)
         if language_of_text(msg.text):
             identity.language = language
+        verified = identity.verified_at is not None
         if not allowed:
             inbound.mark_handled(session, message_id=row.id, route="rate_limited")
-            return row.id, language, None
+            return _Stored(row.id, language, None, verified, offered)
         ticket = handoffs.handed_off_ticket(session, conversation_id=identity.conversation_id)
-        return row.id, language, ticket.id if ticket is not None else None
+        return _Stored(row.id, language, ticket.id if ticket is not None else None, verified,
+                       offered)
 
     # -- handed off: the ticket thread -------------------------------------------------------
 
@@ -273,15 +228,27 @@ class Gateway:
     # -- the assistant -----------------------------------------------------------------------
 
     async def _to_rasa(self, msg: Incoming, conversation: str, inbound_id: int,
-                       language: str) -> Outcome:
+                       language: str, *, verified: bool = False) -> Outcome:
         channel = self.channels.get(msg.channel)
         if channel is not None:
             await _quietly(channel.typing(msg.external_id, True))
+        # an offered payload as it is; anything typed as words, never an intent, and bounded
+        message = msg.payload or payloads.for_nlu(msg.text, max_chars=self.settings.nlu_max_chars)
         started = time.perf_counter()
         try:
-            answers = await asyncio.wait_for(
-                self.rasa.send(conversation, msg.payload or msg.text),
-                timeout=self.settings.rasa_timeout)
+            async with self.admission.slot(verified=verified, timeout=self.settings.rasa_timeout):
+                started = time.perf_counter()
+                answers = await asyncio.wait_for(self.rasa.send(conversation, message),
+                                                 timeout=self.settings.rasa_timeout)
+        except Overloaded:
+            log.warning("no assistant slot for %s in %.0f s (verified: %s)", conversation,
+                        self.settings.rasa_timeout, verified)
+            self.metrics.errors.labels("overloaded").inc()
+            if verified:
+                return await self._assistant_failed(msg, conversation, inbound_id, language)
+            await self._enqueue(conversation, language, [(texts.BUSY.get(language), {})],
+                                inbound_id=inbound_id, route="refused")  # stored, not answered
+            return Outcome("routed", route="busy", inbound_id=inbound_id, language=language)
         except (httpx.HTTPError, asyncio.TimeoutError, ValueError) as exc:
             kind = "rasa_timeout" if isinstance(exc, asyncio.TimeoutError) else "rasa_unavailable"
             log.warning("assistant failed for %s (%s): handing off", conversation, kind)
@@ -291,6 +258,8 @@ class Gateway:
             if channel is not None:
                 await _quietly(channel.typing(msg.external_id, False))
         self.metrics.rasa_latency.observe(time.perf_counter() - started)
+        if not answers:
+            return await self._silent_assistant(msg, conversation, inbound_id, language)
         broken = unavailable_marker(answers)
         if broken is not None:
             fallback = await self._actions_without_backend(msg, conversation, inbound_id,
@@ -304,6 +273,26 @@ class Gateway:
         await self._enqueue(conversation, language, rasa_rows(answers), inbound_id=inbound_id,
                             route="rasa", ticket_id=ticket_id if isinstance(ticket_id, int) else None)
         return Outcome("routed", route="rasa", inbound_id=inbound_id, language=language)
+
+    async def _silent_assistant(self, msg: Incoming, conversation: str, inbound_id: int,
+                                language: str) -> Outcome:
+        """Rasa answered a customer's message with nothing at all: never leave them in silence.
+
+        Every rule and action of Kefu's assistant says something to a customer's message, so
+        an empty answer means a turn broke halfway (the action server died or timed out: Rasa
+        logs it and carries on without the action's words). The customer gets the apology and
+        ticket of an assistant that is down, unless the conversation is meanwhile handed to a
+        person, whose ticket then gets the message.
+        """
+        ticket_id = await self.db(lambda s: _handed_off_id(s, conversation))
+        if ticket_id is not None:
+            routed = await self._to_ticket(msg, conversation, inbound_id, ticket_id, language)
+            if routed is not None:
+                return routed
+        log.warning("the assistant answered %s with nothing (an action failed?): handing off",
+                    conversation)
+        self.metrics.errors.labels("rasa_empty_answer").inc()
+        return await self._assistant_failed(msg, conversation, inbound_id, language)
 
     async def _actions_without_backend(self, msg: Incoming, conversation: str, inbound_id: int,
                                        language: str, marker: dict[str, Any]) -> Outcome | None:
@@ -377,6 +366,22 @@ class Gateway:
 
         await self.db(work)
         await self._deliver(conversation)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What storing a message found out (see :meth:`Gateway._store`)."""
+
+    inbound_id: int
+    language: str
+    ticket_id: int | None  # the live handed-off ticket
+    verified: bool  # a shop account stands behind this conversation (admission priority)
+    payload_offered: bool  # the message's payload was one of the bot's buttons
+
+
+def _handed_off_id(session: Session, conversation: str) -> int | None:
+    ticket = handoffs.handed_off_ticket(session, conversation_id=conversation)
+    return ticket.id if ticket is not None else None
 
 
 async def _quietly(call: Awaitable[None]) -> None:

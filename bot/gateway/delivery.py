@@ -3,7 +3,13 @@
 Two things start a delivery: the gateway right after it queued answers (no waiting), and a
 poller that finds whatever is due (agent replies written at the desk, CSAT surveys and
 follow-ups from the worker, retries). Both go through one lane per conversation, and rows are
-leased in the database, so nothing is sent twice or out of order.
+leased in the database, so nothing is sent twice or out of order. With several gateways a
+third: a wake-up from Redis (``bot/gateway/wakeups.py``) when another process queued rows.
+
+A widget conversation can only be delivered by the gateway holding its WebSocket. Another
+gateway leaves a young row alone (``widget_handover`` seconds) for the one with the socket,
+which its wake-up or poll finds; past that the usual failure and backoff apply (nobody has
+the page open; a reconnect makes the rows due again).
 
 Two kinds of rows need the assistant first:
 - a row about a handed-off ticket that is now solved or closed hands the conversation back
@@ -17,17 +23,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.gateway.core import Gateway, rasa_rows
+from bot.gateway.core import Gateway
+from bot.gateway.messages import rasa_rows
 from bot.gateway.lanes import Lanes
 from ticketing.conversations import chat_history, outbox
 from ticketing.desk import handoffs
 from ticketing.shop import customers
 from ticketing.conversations.chat_history import Entry
+from ticketing.core.clock import utcnow
 from ticketing.core.models import OutboxMessage
 
 log = logging.getLogger("kefu.gateway.delivery")
@@ -57,22 +67,63 @@ class Delivery:
         self.gateway = gateway
         self.lanes = Lanes()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._again: set[str] = set()  # woken while being delivered: look once more after
         gateway.deliver_now = self.conversation
 
     async def conversation(self, conversation_id: str) -> None:
         """Deliver everything due for one conversation, stopping at the first failure."""
-        gw = self.gateway
         async with self.lanes.hold(conversation_id):
-            for _round in range(20):  # a triggered intent queues new rows: pick them up too
-                rows = await gw.db(lambda s: [Row.of(m) for m in outbox.lease_conversation(
-                    s, conversation_id=conversation_id, lease_seconds=gw.settings.lease_seconds)])
-                if not rows:
+            if not await self._for_us(conversation_id):
+                return
+            while True:
+                self._again.discard(conversation_id)
+                if not await self._rounds(conversation_id) or conversation_id not in self._again:
                     return
-                for row in rows:
-                    if not await self._one(row):
-                        await gw.db(lambda s: outbox.hold_behind(
-                            s, failed_id=row.id, message_ids=[r.id for r in rows]))
-                        return
+
+    async def _rounds(self, conversation_id: str) -> bool:
+        """Lease and send until nothing is due; False after a failure (the rest waits)."""
+        gw = self.gateway
+        for _round in range(20):  # a triggered intent queues new rows: pick them up too
+            rows = await gw.db(lambda s: [Row.of(m) for m in outbox.lease_conversation(
+                s, conversation_id=conversation_id, lease_seconds=gw.settings.lease_seconds)])
+            if not rows:
+                return True
+            for row in rows:
+                if not await self._one(row):
+                    await gw.db(lambda s: outbox.hold_behind(
+                        s, failed_id=row.id, message_ids=[r.id for r in rows]))
+                    return False
+        return True
+
+    def wake(self, conversation_id: str) -> None:
+        """Another process queued rows for ``conversation_id``: deliver them now."""
+        if not self.reachable_here(conversation_id):
+            return  # a widget page open on another gateway: that one delivers
+        if self.lanes.busy(conversation_id):
+            self._again.add(conversation_id)  # the delivery under way looks once more
+            return
+        self._spawn(self.conversation(conversation_id))
+
+    def reachable_here(self, conversation_id: str) -> bool:
+        """Whether this process can reach the customer (a widget page must be open here)."""
+        channel_name, external_id = customers.split_conversation_id(conversation_id)
+        sockets = getattr(self.gateway.channels.get(channel_name), "sockets", None)
+        return sockets is None or bool(sockets.get(external_id))
+
+    def _young(self, created_at: object) -> bool:
+        handover = timedelta(seconds=self.gateway.settings.widget_handover)
+        return isinstance(created_at, datetime) and created_at > utcnow() - handover
+
+    async def _for_us(self, conversation_id: str) -> bool:
+        """False to leave the conversation to the gateway with the customer's page open."""
+        if self.reachable_here(conversation_id):
+            return True
+
+        def waiting_since(session: Session) -> datetime | None:
+            oldest = outbox.oldest_pending(session, conversation_id=conversation_id)
+            return oldest.created_at if oldest is not None else None
+
+        return not self._young(await self.gateway.db(waiting_since))
 
     async def _one(self, row: Row) -> bool:
         gw = self.gateway
@@ -138,16 +189,22 @@ class Delivery:
     async def poll_once(self) -> int:
         """Start delivering every conversation with something due; returns how many."""
         conversations = await self.gateway.db(lambda s: sorted({
-            m.conversation_id for m in outbox.due(s, limit=500) if m.conversation_id}))
+            (m.conversation_id, m.created_at) for m in outbox.due(s, limit=500)
+            if m.conversation_id}))
         started = 0
-        for conversation in conversations:
+        for conversation, created_at in conversations:
             if self.lanes.busy(conversation):
                 continue  # being delivered right now; it picks up what is new
-            task = asyncio.create_task(self.conversation(conversation))
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
+            if not self.reachable_here(conversation) and self._young(created_at):
+                continue  # for the gateway with the page open
+            self._spawn(self.conversation(conversation))
             started += 1
         return started
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

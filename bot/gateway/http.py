@@ -97,15 +97,28 @@ async def _checks(gateway: Gateway, redis: Any, telegram: TelegramChannel | None
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            response = await client.get(gateway.settings.rasa_url + "/")
-        checks["rasa"] = "ok" if response.status_code == 200 else f"http {response.status_code}"
-    except Exception as exc:
-        checks["rasa"] = f"error: {type(exc).__name__}"
+    checks["rasa"] = await _rasa_check(gateway.settings.rasa_urls or (gateway.settings.rasa_url,))
     if telegram is None:
         checks["telegram"] = "off"
     else:
         app = telegram.application
         checks["telegram"] = "ok" if app is not None and app.running else "stopped"
     return checks
+
+
+async def _rasa_check(urls: tuple[str, ...]) -> str:
+    """"ok" when every Rasa server answers; else what failed, e.g. "1/2 down: ConnectError"."""
+    failures: list[str] = []
+    async with httpx.AsyncClient(timeout=2) as client:
+        for url in urls:
+            try:
+                response = await client.get(url + "/")
+                if response.status_code != 200:
+                    failures.append(f"http {response.status_code}")
+            except Exception as exc:
+                failures.append(type(exc).__name__)
+    if not failures:
+        return "ok"
+    if len(urls) == 1:
+        return failures[0] if failures[0].startswith("http") else f"error: {failures[0]}"
+    return f"{len(failures)}/{len(urls)} down: {', '.join(sorted(set(failures)))}"

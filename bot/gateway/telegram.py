@@ -4,10 +4,15 @@ Buttons become inline keyboards (a press is answered, then sent on as its payloa
 contact whose ``user_id`` is the sender's verifies them by phone; photos in a handed-off
 conversation are stored and attached to the ticket; other non-text messages get a polite
 answer. Duplicate updates (same ``update_id``) are handled once (the inbound log).
+
+Polling runs in one gateway process at a time: the holder of the polling lease
+(``polling_lease.py``) polls, the others stand by and take over when it lapses. Every process
+can still deliver (sending needs no lease); webhook mode needs no lease at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from pathlib import Path
@@ -33,7 +38,9 @@ from telegram.ext import (
 )
 
 from bot.gateway import texts
-from bot.gateway.core import Gateway, Incoming, Outcome
+from bot.gateway.core import Gateway
+from bot.gateway.messages import Incoming, Outcome
+from bot.gateway.polling_lease import PollingLease, SoleLease
 from bot.gateway.verification import verify_phone
 from ticketing.conversations import outbox
 from ticketing.shop import customers
@@ -88,10 +95,13 @@ def contact_keyboard(language: str) -> ReplyKeyboardMarkup:
 class TelegramChannel:
     name = "telegram"
 
-    def __init__(self, gateway: Gateway, *, attachments_dir: Path) -> None:
+    def __init__(self, gateway: Gateway, *, attachments_dir: Path,
+                 lease: PollingLease | None = None) -> None:
         self.gateway = gateway
         self.attachments_dir = attachments_dir
+        self.lease: PollingLease = lease or SoleLease(gateway.settings.telegram_lease)
         self.application: Application | None = None
+        self._standby: asyncio.Task[None] | None = None
         self._offered: set[str] = set()  # chats shown the "share my phone number" keyboard
 
     # -- wiring ------------------------------------------------------------------------------
@@ -126,15 +136,47 @@ class TelegramChannel:
                                       secret_token=settings.telegram_webhook_secret,
                                       allowed_updates=Update.ALL_TYPES)
         elif app.updater is not None:
+            await self._follow_lease()  # the holder polls at once
+            self._standby = asyncio.create_task(self._keep_lease())
+
+    @property
+    def polling(self) -> bool:
+        app = self.application
+        return app is not None and app.updater is not None and app.updater.running
+
+    async def _follow_lease(self) -> None:
+        """Poll while this process holds the lease, stand by while another one does."""
+        app = self.application
+        if app is None or app.updater is None:
+            return
+        held = await self.lease.acquire()
+        if held and not self.polling:
+            log.info("polling Telegram (this process holds the lease)")
             await app.updater.start_polling(poll_interval=0.0, timeout=10,
                                             allowed_updates=Update.ALL_TYPES)
+        elif not held and self.polling:
+            log.warning("polling lease lost: standing by")
+            await app.updater.stop()
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease.ttl / 3)
+            try:
+                await self._follow_lease()
+            except Exception:  # keep trying: a standby must be able to take over later
+                log.exception("polling lease check failed")
 
     async def stop(self) -> None:
+        if self._standby is not None:
+            self._standby.cancel()
+            await asyncio.gather(self._standby, return_exceptions=True)
+            self._standby = None
         app = self.application
         if app is None:
             return
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
+        await self.lease.release()  # after the last poll: a standby takes over at once
         if app.running:
             await app.stop()
         await app.shutdown()

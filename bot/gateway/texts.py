@@ -44,3 +44,11 @@ NO_CUSTOMER = Text(
     en="I couldn't find an account with this phone number. Please use the number you ordered "
        "with, or ask me about products and policies.",
 )
+UNREADABLE = Text(
+    zh="抱歉，这条消息无法读取，请重新输入文字后再发送。",
+    en="Sorry, that message could not be read. Please type it again and resend it.",
+)
+BUSY = Text(
+    zh="当前咨询人数较多，请稍等片刻再发一次，我们会尽快回复。",
+    en="Many people are asking right now. Please send your message again in a moment.",
+)

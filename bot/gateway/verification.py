@@ -10,7 +10,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from bot.gateway import texts
-from bot.gateway.core import Gateway, Incoming
+from bot.gateway.core import Gateway
+from bot.gateway.messages import Incoming
 from ticketing.conversations import inbound
 from ticketing.core import audit
 from ticketing.shop import customers

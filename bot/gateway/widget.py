@@ -4,6 +4,9 @@ Who the visitor is comes from the shop: a valid signed token makes the conversat
 ``widget:c-<customer_id>`` (linked and verified, the same on every device); without one the
 visitor is anonymous under the random id their browser keeps. A page that reloads or
 reconnects says ``hello`` again and gets the history, then whatever was still owed.
+
+Only pages of the shop may open the socket: a handshake from a foreign ``Origin`` is refused
+with HTTP 403 before the upgrade (``origins.py``, ``KEFU_WIDGET_ORIGINS``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from aiohttp import WSMsgType, web
 from sqlalchemy.orm import Session
 
 from bot import widget_token
-from bot.gateway.core import Gateway, Incoming, Outcome
+from bot.gateway import origins
+from bot.gateway.core import Gateway
+from bot.gateway.messages import Incoming, Outcome
 from ticketing.conversations import chat_history, outbox
 from ticketing.core import audit
 from ticketing.shop import customers
@@ -69,6 +74,11 @@ class WidgetChannel:
     # -- the socket --------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        origin = request.headers.get("Origin")
+        if not origins.allowed(origin, host=request.host,
+                               configured=self.gateway.settings.widget_origins):
+            log.warning("widget socket refused for origin %r (KEFU_WIDGET_ORIGINS)", origin)
+            raise web.HTTPForbidden(text="origin not allowed")
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=64 * 1024)
         await ws.prepare(request)
         try:

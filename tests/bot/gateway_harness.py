@@ -30,7 +30,8 @@ class GatewayProcess:
         self.port = free_port()
         self.env = dict(live.env, KEFU_GATEWAY_PORT=str(self.port),
                         KEFU_RASA_URL=live.settings.rasa_url, KEFU_WIDGET_SECRET="test-secret",
-                        KEFU_OUTBOX_INTERVAL="0.2", PYTHONPATH=str(ROOT))
+                        KEFU_OUTBOX_INTERVAL="0.2", KEFU_DEMO_PAGE="on",
+                        PYTHONPATH=str(ROOT))
         self.env.update(extra_env or {})
         self.log_path = live.var / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None

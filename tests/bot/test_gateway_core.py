@@ -16,10 +16,12 @@ import pytest
 from sqlalchemy import select
 
 from bot import widget_token
-from bot.gateway.core import Gateway, Incoming, rasa_rows
+from bot.gateway.core import Gateway
+from bot.gateway.messages import Incoming, rasa_rows
 from bot.gateway.delivery import Delivery
 from bot.gateway.metrics import GatewayMetrics
 from bot.gateway.ratelimit import RateLimiter
+from bot.gateway.replay import replay_unhandled
 from bot.gateway.settings import GatewaySettings
 from bot.gateway.telegram import callback_data, keyboard
 from ticketing.conversations import outbox
@@ -316,10 +318,10 @@ def test_messages_stored_but_never_routed_are_answered_after_a_restart(rig, sess
         inbound.record(s, channel="widget", conversation_id="widget:v-44444444",
                        dedupe_key="v-44444444:m1", text="还在吗",
                        now=utcnow() - timedelta(minutes=1))
-    assert asyncio.run(gateway.replay_unhandled()) == 1
+    assert asyncio.run(replay_unhandled(gateway)) == 1
     assert rasa.sent == [("widget:v-44444444", "还在吗")]
     assert channel.texts("v-44444444") == ["echo: 还在吗"]
-    assert asyncio.run(gateway.replay_unhandled()) == 0
+    assert asyncio.run(replay_unhandled(gateway)) == 0
 
 
 def _actions_without_database(rasa: ScriptedRasa) -> None:

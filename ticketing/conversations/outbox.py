@@ -201,6 +201,15 @@ def pending(session: Session, *, conversation_id: str) -> list[OutboxMessage]:
     return list(session.scalars(stmt))
 
 
+def oldest_pending(session: Session, *, conversation_id: str) -> OutboxMessage | None:
+    """The conversation's first undelivered message (how long it has waited), or None."""
+    return session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.conversation_id == conversation_id,
+               OutboxMessage.delivered_at.is_(None))
+        .order_by(OutboxMessage.id).limit(1)).first()
+
+
 def recent(session: Session, *, conversation_id: str, limit: int = 50) -> list[OutboxMessage]:
     """The conversation's newest messages, newest first (to resolve a button pressed late)."""
     return list(session.scalars(

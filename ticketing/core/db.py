@@ -32,6 +32,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             if ":memory:" not in url and url != "sqlite://":
                 cursor.execute("PRAGMA journal_mode=WAL")
+                # in WAL mode NORMAL keeps the file consistent after any crash and skips a
+                # disk flush per commit; a power cut may lose the last commits (docs/
+                # performance.md; PostgreSQL is the production database)
+                cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
         @event.listens_for(engine, "begin")

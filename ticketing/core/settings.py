@@ -60,7 +60,7 @@ class Settings:
     desk_host: str = "127.0.0.1"
     desk_port: int = 8001
     desk_secure_cookies: bool = False  # set on behind HTTPS (KEFU_DESK_SECURE_COOKIES)
-    demo_page: bool = True  # the demo shop's sign-in page (``KEFU_DEMO_PAGE``); off in production
+    demo_page: bool = False  # the demo sign-in page (``KEFU_DEMO_PAGE``): `make run` turns it on
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -155,5 +155,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         desk_host=env.get("KEFU_DESK_HOST", "127.0.0.1"),
         desk_port=int(env.get("KEFU_DESK_PORT", "8001")),
         desk_secure_cookies=parse_switch(env.get("KEFU_DESK_SECURE_COOKIES"), default=False),
-        demo_page=parse_switch(env.get("KEFU_DEMO_PAGE"), default=True),
+        demo_page=parse_switch(env.get("KEFU_DEMO_PAGE"), default=False),
     )

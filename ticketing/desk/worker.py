@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ticketing.conversations import wakeups
 from ticketing.desk import csat, dispatch, escalation, followup, live_events, sla, timer_index
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import ConfigurationError
@@ -234,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         index = timer_index.RedisTimerIndex(redis.Redis.from_url(settings.redis_url, decode_responses=True))
         timer_index.install(session_factory, index)  # the worker's own changes update the index
         live_events.install(session_factory, index.client)  # warnings and breaches reach desk pages
+        wakeups.install(session_factory, index.client)  # surveys, follow-ups: gateways at once
     worker = Worker(session_factory, index=index, interval=settings.worker_interval_seconds,
                     batch=args.batch,
                     auto_assign_after=dispatch.after_from_seconds(settings.auto_assign_after_seconds))

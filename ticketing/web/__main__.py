@@ -8,6 +8,7 @@ import uvicorn
 
 from ticketing.core.db import make_engine, make_session_factory
 from ticketing.core.settings import load_settings
+from ticketing.conversations import wakeups
 from ticketing.desk import facts, live_events, timer_index
 from ticketing.web.app import create_app
 from ticketing.web.warmup import warm_up
@@ -29,6 +30,7 @@ def main() -> None:
                                             socket_timeout=2, socket_connect_timeout=2)
         timer_index.install(session_factory, timer_index.RedisTimerIndex(redis_client))
         live_events.install(session_factory, redis_client)  # wakes every desk's live streams
+        wakeups.install(session_factory, redis_client)  # agent replies reach customers at once
     app = create_app(settings=settings, session_factory=session_factory, redis=redis_client)
     warm_up(app.state.desk)  # connections, statements and templates before the first request
     uvicorn.run(app, host=settings.desk_host, port=settings.desk_port, log_level="info",

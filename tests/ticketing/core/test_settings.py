@@ -64,7 +64,7 @@ def test_schedule_settings_need_no_pii_key_and_feed_the_services(engine, monkeyp
         assert lifecycle.reopen_window(session) == timedelta(days=7)
 
 
-@pytest.mark.parametrize(("raw", "on"), [(None, True), ("on", True), ("off", False), ("0", False),
+@pytest.mark.parametrize(("raw", "on"), [(None, False), ("on", True), ("off", False), ("0", False),
                                          ("false", False), ("no", False), ("yes", True)])
 def test_demo_page_switch_is_read_with_the_other_settings(tmp_path, raw, on) -> None:
     env = {"KEFU_VAR_DIR": str(tmp_path)}

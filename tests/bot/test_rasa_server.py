@@ -1,0 +1,72 @@
+"""bot/rasa_server.py inside the real Rasa: the cached validator accepts and refuses as Rasa does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from bot.assistant import RASA_PYTHON, rasa_env
+from bot.rasa_config import ROOT
+
+pytestmark = pytest.mark.skipif(not RASA_PYTHON.exists(), reason="needs .venv-rasa (make setup)")
+
+CHECK = r"""
+import json, sys
+import jsonschema
+from rasa.core.actions.action import RemoteAction
+stock = RemoteAction._validate_action_result
+from bot import rasa_server
+rasa_server.install()
+assert RemoteAction._validate_action_result is not stock
+action = RemoteAction("action_x", None)
+out = []
+for result in json.loads(sys.argv[1]):
+    verdicts = []
+    for check in (stock, RemoteAction._validate_action_result):
+        try:
+            verdicts.append(check(action, result))
+        except jsonschema.ValidationError as error:
+            verdicts.append(error.message)
+    out.append(verdicts)
+print(json.dumps(out))
+"""
+
+GOOD = {"events": [{"event": "slot", "name": "order_id", "value": "6012"},
+                   {"event": "followup", "name": "action_listen"}],
+        "responses": [{"text": "hi", "buttons": [{"title": "a", "payload": "/affirm"}]}]}
+BAD_EVENT = {"events": [{"event": "slot", "value": 1}], "responses": []}
+BAD_RESPONSES = {"events": [], "responses": "not a list"}
+
+
+def test_the_cached_validator_gives_rasas_own_verdicts() -> None:
+    cases = [GOOD, BAD_EVENT, BAD_RESPONSES, {}]
+    result = subprocess.run([str(RASA_PYTHON), "-c", CHECK, json.dumps(cases)], cwd=ROOT,
+                            env=rasa_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    verdicts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert verdicts[0] == [True, True]
+    assert verdicts[3] == [True, True]
+    for stock, cached in verdicts[1:3]:
+        assert isinstance(stock, str) and stock == cached  # same error, same message
+        assert "Failed to validate Action server response" in cached
+
+
+PRAGMAS = r"""
+import sqlalchemy, sys
+from bot import rasa_server
+rasa_server.install()
+rasa_server.install()  # twice: one listener
+engine = sqlalchemy.create_engine("sqlite:///" + sys.argv[1])
+with engine.connect() as conn:
+    print(conn.exec_driver_sql("PRAGMA journal_mode").scalar(),
+          conn.exec_driver_sql("PRAGMA synchronous").scalar())
+"""
+
+
+def test_rasas_sqlite_tracker_store_runs_in_wal_without_a_flush_per_commit(tmp_path) -> None:
+    result = subprocess.run([str(RASA_PYTHON), "-c", PRAGMAS, str(tmp_path / "tracker.db")],
+                            cwd=ROOT, env=rasa_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["wal", "1"]  # 1 = NORMAL
