@@ -13,8 +13,9 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from rapidfuzz import fuzz
 from sqlalchemy import func, inspect, select
@@ -81,9 +82,11 @@ def _pair_score(query: str, choice: str) -> float:
     return best
 
 
-def _choices(product: Product) -> list[str]:
-    names = [product.name_zh, product.name_en, *(product.aliases or [])]
-    return [n for n in (normalize(x) for x in names) if n]
+@lru_cache(maxsize=50_000)
+def _normalized_names(name_zh: str, name_en: str, aliases: tuple[str, ...]) -> tuple[str, ...]:
+    """A product's names as matching compares them; kept per process, keyed by the names
+    themselves, so a renamed product is simply a new key and nothing goes stale."""
+    return tuple(n for n in (normalize(x) for x in (name_zh, name_en, *aliases)) if n)
 
 
 def _score(query: str, runs: list[str], choices: Sequence[str]) -> float:
@@ -96,23 +99,40 @@ def _score(query: str, runs: list[str], choices: Sequence[str]) -> float:
     return max(whole, parts)
 
 
-def rank(products: Iterable[Product], *, query: str) -> list[ProductMatch]:
-    """Every product scored against ``query``, best first (ties by id, so stable)."""
+def _ranked_ids(session: Session, *, query: str, min_score: float) -> list[tuple[int, float]]:
+    """(product id, score) at ``min_score`` or better, best first (ties by id).
+
+    Reads only the name columns (no ORM objects, no specs) and scores them against names
+    normalised once per process (:func:`_normalized_names`); the caller loads the few
+    products it shows. A catalogue of thousands stays one narrow query per question.
+    """
     normalized = normalize(query)
     if not normalized:
         return []
     runs = normalized.split()
-    matches = [ProductMatch(p, round(_score(normalized, runs, _choices(p)), 1)) for p in products]
-    matches.sort(key=lambda m: (-m.score, m.product.id))
-    return matches
+    rows = session.execute(select(Product.id, Product.name_zh, Product.name_en, Product.aliases))
+    scored = []
+    for product_id, name_zh, name_en, aliases in rows:
+        choices = _normalized_names(name_zh or "", name_en or "", tuple(aliases or ()))
+        score = round(_score(normalized, runs, choices), 1)
+        if score >= min_score:
+            scored.append((product_id, score))
+    scored.sort(key=lambda pair: (-pair[1], pair[0]))
+    return scored
+
+
+def _matches(session: Session, ranked: list[tuple[int, float]]) -> list[ProductMatch]:
+    found = {p.id: p for p in session.scalars(
+        select(Product).where(Product.id.in_([i for i, _ in ranked])))} if ranked else {}
+    return [ProductMatch(found[i], score) for i, score in ranked if i in found]
 
 
 def search(
     session: Session, *, query: str, limit: int = 3, min_score: float = MATCH_SCORE
 ) -> list[ProductMatch]:
     """Products whose names fuzzily match ``query`` at ``min_score`` or better, best first."""
-    products = session.scalars(select(Product).order_by(Product.id)).all()
-    return [m for m in rank(products, query=query) if m.score >= min_score][: max(limit, 0)]
+    ranked = _ranked_ids(session, query=query, min_score=min_score)[: max(limit, 0)]
+    return _matches(session, ranked)
 
 
 def popular(session: Session, *, limit: int = 3) -> list[Product]:
@@ -131,15 +151,15 @@ def popular(session: Session, *, limit: int = 3) -> list[Product]:
 
 def resolve(session: Session, *, query: str) -> Resolution:
     """One product, a choice of up to three, or suggestions when nothing matches well."""
-    products = session.scalars(select(Product).order_by(Product.id)).all()
-    ranked = rank(products, query=query)
-    good = [m for m in ranked if m.score >= MATCH_SCORE]
+    ranked = _ranked_ids(session, query=query, min_score=SUGGEST_SCORE)
+    good = [(i, score) for i, score in ranked if score >= MATCH_SCORE]
     if good:
-        close = [m for m in good if good[0].score - m.score < AMBIGUOUS_GAP][:MAX_BUTTONS]
+        close = _matches(session, [(i, score) for i, score in good
+                                   if good[0][1] - score < AMBIGUOUS_GAP][:MAX_BUTTONS])
         if len(close) == 1:
             return Resolution(product=close[0].product, ambiguous=False, candidates=close)
         return Resolution(product=None, ambiguous=True, candidates=close)
-    near = [m.product for m in ranked if m.score >= SUGGEST_SCORE][:MAX_BUTTONS]
+    near = [m.product for m in _matches(session, ranked[:MAX_BUTTONS])]
     return Resolution(
         product=None, ambiguous=False, suggestions=near or popular(session, limit=MAX_BUTTONS)
     )
