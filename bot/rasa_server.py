@@ -10,12 +10,14 @@ Runs inside ``.venv-rasa`` (``python -m bot.rasa_server run ...`` takes every ar
   check with a validator built once. Kefu's turns run one or two custom actions, so this was
   the biggest single piece of a turn's CPU (docs/performance.md). The schema, the check and the
   error Rasa raises are unchanged; only the validator is reused.
-- **The SQLite tracker store (``make run`` without Redis) runs in WAL mode with
-  ``synchronous=NORMAL``.** Rasa opens it with SQLite's defaults (a rollback journal, a full
-  sync on every commit): every turn's save waited for several disk flushes, and 50
-  conversations queued behind one another's. WAL keeps the file consistent after any crash;
-  what a power cut may cost is the last turns' events, which the gateway's own database
-  (the system of record) still holds.
+- **The SQLite tracker store (``make run`` without Redis) keeps its connections and runs in
+  WAL mode with ``synchronous=NORMAL``.** Rasa opens it with SQLAlchemy 1.4's defaults for a
+  SQLite file: a new connection for every read and write (``NullPool``) and SQLite's rollback
+  journal with a full sync on every commit, so every turn's save waited for several disk
+  flushes and 50 conversations queued behind one another's. A pool of kept connections (WAL
+  would otherwise be checkpointed and deleted whenever the last one closed) and WAL keep the
+  file consistent after any crash; what a power cut may cost is the last turns' events, which
+  the gateway's own database (the system of record) still holds.
 - **The auth token comes from the environment** (``KEFU_RASA_TOKEN``, removed from it), never
   the command line that every local user can read with ``ps``.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -65,14 +68,37 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _with_kept_sqlite_connections(original: Callable[[Any], dict[str, Any]]
+                                  ) -> Callable[[Any], dict[str, Any]]:
+    """Rasa's ``create_engine_kwargs`` plus a connection pool for a SQLite file."""
+    def create_engine_kwargs(url: Any) -> dict[str, Any]:
+        from sqlalchemy.pool import QueuePool
+
+        kwargs = dict(original(url))
+        if str(url).startswith("sqlite") and ":memory:" not in str(url):
+            kwargs.setdefault("poolclass", QueuePool)
+            connect_args = dict(kwargs.get("connect_args") or {})
+            connect_args.setdefault("check_same_thread", False)  # the pool hands one out at once
+            kwargs["connect_args"] = connect_args
+        return kwargs
+
+    create_engine_kwargs.kefu_pooled = True  # type: ignore[attr-defined]
+    return create_engine_kwargs
+
+
 def install() -> None:
-    """Cached action-response validation and SQLite pragmas, before Rasa builds anything."""
+    """Cached action-response validation and the SQLite tracker store's connections and
+    pragmas, before Rasa builds anything."""
+    from rasa.core import tracker_store
     from rasa.core.actions.action import RemoteAction
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
     if hasattr(RemoteAction, "_validate_action_result"):  # a Rasa that changed: leave it
         RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
+    original = getattr(tracker_store, "create_engine_kwargs", None)
+    if original is not None and not getattr(original, "kefu_pooled", False):
+        tracker_store.create_engine_kwargs = _with_kept_sqlite_connections(original)
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
 

@@ -70,10 +70,14 @@ class Delivery:
         self._again: set[str] = set()  # woken while being delivered: look once more after
         gateway.deliver_now = self.conversation
 
-    async def conversation(self, conversation_id: str) -> None:
-        """Deliver everything due for one conversation, stopping at the first failure."""
+    async def conversation(self, conversation_id: str, *, ours: bool = False) -> None:
+        """Deliver everything due for one conversation, stopping at the first failure.
+
+        ``ours``: the caller already knows this gateway should (the poller checked the rows'
+        age), so no query asks again.
+        """
         async with self.lanes.hold(conversation_id):
-            if not await self._for_us(conversation_id):
+            if not ours and not await self._for_us(conversation_id):
                 return
             while True:
                 self._again.discard(conversation_id)
@@ -197,7 +201,7 @@ class Delivery:
                 continue  # being delivered right now; it picks up what is new
             if not self.reachable_here(conversation) and self._young(created_at):
                 continue  # for the gateway with the page open
-            self._spawn(self.conversation(conversation))
+            self._spawn(self.conversation(conversation, ours=True))
             started += 1
         return started
 

@@ -70,3 +70,29 @@ def test_rasas_sqlite_tracker_store_runs_in_wal_without_a_flush_per_commit(tmp_p
                             cwd=ROOT, env=rasa_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["wal", "1"]  # 1 = NORMAL
+
+
+TRACKER_STORE = r"""
+import asyncio, sys
+from bot import rasa_server
+rasa_server.install()
+rasa_server.install()
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.events import SlotSet
+store = SQLTrackerStore(db=sys.argv[1])
+tracker = DialogueStateTracker("widget:x", [])
+tracker.update(SlotSet("language", "en"))
+asyncio.run(store.save(tracker))
+again = asyncio.run(store.retrieve("widget:x"))
+with store.engine.connect() as conn:
+    mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+print(type(store.engine.pool).__name__, mode, [e.key for e in again.events if isinstance(e, SlotSet)])
+"""
+
+
+def test_the_sqlite_tracker_store_keeps_its_connections(tmp_path) -> None:
+    result = subprocess.run([str(RASA_PYTHON), "-c", TRACKER_STORE, str(tmp_path / "t.db")],
+                            cwd=ROOT, env=rasa_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "QueuePool wal ['language']"
