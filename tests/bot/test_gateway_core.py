@@ -88,17 +88,23 @@ class RecordingChannel:
         return [e.text for who, e in self.delivered if who == external_id]
 
 
-@pytest.fixture
-def rig(session_factory):
-    rasa = ScriptedRasa()
-    settings = GatewaySettings(rasa_timeout=0.3, rate_limit=100)
-    gateway = Gateway(settings=settings, session_factory=session_factory, rasa=rasa,  # type: ignore[arg-type]
+def build_rig(session_factory, rasa: Any = None, **settings: Any
+              ) -> tuple[Gateway, Any, RecordingChannel]:
+    """A gateway over ``session_factory`` with a fake Rasa and a recording widget channel."""
+    rasa = rasa if rasa is not None else ScriptedRasa()
+    gateway = Gateway(settings=GatewaySettings(**{"rate_limit": 100, **settings}),
+                      session_factory=session_factory, rasa=rasa,
                       limiter=RateLimiter(limit=100, window=60), metrics=GatewayMetrics(),
                       pii_key=TEST_KEY)
     channel = RecordingChannel()
     gateway.register(channel)
     Delivery(gateway)
     return gateway, rasa, channel
+
+
+@pytest.fixture
+def rig(session_factory):
+    return build_rig(session_factory, rasa_timeout=0.3)
 
 
 def msg(text: str, key: str, visitor: str = "v-11111111", **kw: Any) -> Incoming:

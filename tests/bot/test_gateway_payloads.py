@@ -14,29 +14,15 @@ import pytest
 from sqlalchemy import select
 
 from bot.gateway import payloads
-from bot.gateway.core import Gateway
-from bot.gateway.delivery import Delivery
-from bot.gateway.metrics import GatewayMetrics
-from bot.gateway.ratelimit import RateLimiter
 from bot.gateway.replay import replay_unhandled
-from bot.gateway.settings import GatewaySettings
 from ticketing.core.clock import utcnow
 from ticketing.core.models import InboundMessage
-from tests.bot.test_gateway_core import RecordingChannel, ScriptedRasa, msg
-from tests.conftest import TEST_KEY
+from tests.bot.test_gateway_core import build_rig, msg
 
 
 @pytest.fixture
 def rig(session_factory):
-    rasa = ScriptedRasa()
-    gateway = Gateway(settings=GatewaySettings(rasa_timeout=2, rate_limit=100),
-                      session_factory=session_factory, rasa=rasa,  # type: ignore[arg-type]
-                      limiter=RateLimiter(limit=100, window=60), metrics=GatewayMetrics(),
-                      pii_key=TEST_KEY)
-    channel = RecordingChannel()
-    gateway.register(channel)
-    Delivery(gateway)
-    return gateway, rasa, channel
+    return build_rig(session_factory, rasa_timeout=2)
 
 
 @pytest.mark.parametrize(("typed", "nlu_reads"), [

@@ -12,15 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.gateway.core import Gateway
-from bot.gateway.delivery import Delivery
-from bot.gateway.metrics import GatewayMetrics
-from bot.gateway.ratelimit import RateLimiter
-from bot.gateway.settings import GatewaySettings
 from ticketing.core.models import InboundMessage, TicketMessage
 from ticketing.desk import handoffs
-from tests.bot.test_gateway_core import RecordingChannel, ScriptedRasa, msg
-from tests.conftest import TEST_KEY
+from tests.bot.test_gateway_core import ScriptedRasa, build_rig, msg
 from tests.ticketing.desk_setup import build_desk
 
 
@@ -42,15 +36,7 @@ class SilentRasa(ScriptedRasa):
 def rig(session_factory, make, session):
     build_desk(make)
     session.commit()
-    rasa = SilentRasa()
-    gateway = Gateway(settings=GatewaySettings(rasa_timeout=2, rate_limit=100),
-                      session_factory=session_factory, rasa=rasa,  # type: ignore[arg-type]
-                      limiter=RateLimiter(limit=100, window=60), metrics=GatewayMetrics(),
-                      pii_key=TEST_KEY)
-    channel = RecordingChannel()
-    gateway.register(channel)
-    Delivery(gateway)
-    return gateway, rasa, channel
+    return build_rig(session_factory, SilentRasa(), rasa_timeout=2)
 
 
 def test_an_empty_answer_means_apology_and_ticket(rig, session_factory) -> None:
