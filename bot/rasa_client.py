@@ -59,6 +59,11 @@ def _setup(base_url: str | Sequence[str], timeout: float, token: str | None,
     options: dict[str, Any] = {
         "timeout": httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
         "params": {"token": token} if token else None,
+        # a fresh connection per call: a kept-alive one to a server killed since breaks only
+        # after the request went out, which cannot be told from a turn cut short and so is
+        # never moved to the next server; a new connection to a dead server is refused at
+        # once and moves cleanly (a local TCP connect costs well under a millisecond)
+        "limits": httpx.Limits(max_keepalive_connections=0),
     }
     return pool or RasaPool(urls), options
 

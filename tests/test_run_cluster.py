@@ -102,7 +102,19 @@ class Cluster:
         return f"ws://127.0.0.1:{self.ports['gateway'] + 10 * i}/ws"
 
     def kill(self, name: str) -> None:
-        os.kill(self.state()[name]["pid"], signal.SIGKILL)
+        """SIGKILL, then wait until the process is gone (a connection made in the moment it
+        dies is a turn cut short: that customer gets an apology and a ticket, tested apart)."""
+        pid = self.state()[name]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (FileNotFoundError, IndexError):
+                return
+            if state in ("Z", "X"):
+                return
+            time.sleep(0.05)
 
     def wait_ready(self, name: str, restarts: int, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout

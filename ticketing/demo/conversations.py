@@ -33,9 +33,8 @@ def build(session: Session, *, rng: random.Random, now: datetime) -> int:
             .where(Ticket.conversation_id.is_not(None)).order_by(Ticket.id)):
         channel = conversation_id.split(":", 1)[0]
         for i, minutes in enumerate((6, 3)):
-            inbound.record(session, channel=channel, conversation_id=conversation_id,
-                           dedupe_key=f"demo-{ticket_id}-{i}", text=rng.choice(QUESTIONS),
-                           now=created - timedelta(minutes=minutes))
+            _answered(session, channel, conversation_id, f"demo-{ticket_id}-{i}",
+                      rng.choice(QUESTIONS), created - timedelta(minutes=minutes))
         conversations += 1
     for day in range(DAYS):
         for n in range(DAILY + rng.randrange(-2, 3)):
@@ -43,8 +42,16 @@ def build(session: Session, *, rng: random.Random, now: datetime) -> int:
             conversation_id = f"{channel}:kefu-demo-visitor-{day}-{n}"
             start = now - timedelta(days=day, hours=rng.uniform(0.5, 20))
             for i in range(rng.randrange(1, 4)):
-                inbound.record(session, channel=channel, conversation_id=conversation_id,
-                               dedupe_key=f"{conversation_id}-{i}", text=rng.choice(QUESTIONS),
-                               now=start + timedelta(minutes=2 * i))
+                _answered(session, channel, conversation_id, f"{conversation_id}-{i}",
+                          rng.choice(QUESTIONS), start + timedelta(minutes=2 * i))
             conversations += 1
     return conversations
+
+
+def _answered(session: Session, channel: str, conversation_id: str, key: str, text: str,
+              at: datetime) -> None:
+    """A past message, stored as the gateway stores one and marked answered by the assistant:
+    history, never a turn for a gateway starting up to replay (that made fallback tickets)."""
+    row, _created = inbound.record(session, channel=channel, conversation_id=conversation_id,
+                                   dedupe_key=key, text=text, now=at)
+    inbound.mark_handled(session, message_id=row.id, route="rasa", now=at)

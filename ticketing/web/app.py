@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ticketing.core.clock import utcnow
@@ -91,6 +92,13 @@ def create_app(
             request, "error.html",
             {"language": language, "status": status, "message": error.text(language)},
             status_code=status, headers=headers)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, _error: DataError) -> Response:
+        # what the database cannot hold (a NUL character in text, a number out of range) is
+        # the client's input, not a server fault: the typed refusal, and the transaction was
+        # rolled back, so nothing changed
+        return await _typed_error(request, ValidationError("input the database cannot store"))
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, str]:
