@@ -17,7 +17,6 @@ token in ``var/rasa.token`` would differ per machine). The gateway finds Rasa th
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import sys
@@ -30,6 +29,7 @@ import httpx
 
 from bot.rasa_pool import normalise_url
 from ticketing.core.errors import ConfigurationError
+from ticketing.core.hosts import is_loopback
 from ticketing.core.settings import dev_secret
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,17 +74,6 @@ class AssistantSettings:
 
 
 TOKEN_SECRET = "rasa.token"  # under var/: the development token when KEFU_RASA_TOKEN is unset
-
-
-def is_loopback(host: str) -> bool:
-    """True for a host name or address only this machine can reach."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def server_token(settings: AssistantSettings) -> str:

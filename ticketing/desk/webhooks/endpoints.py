@@ -9,7 +9,6 @@ encrypted (see :class:`~ticketing.core.models.WebhookEndpoint`).
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from collections.abc import Iterable
 from datetime import datetime
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 from ticketing.core import audit
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import AgentNotFound, NotFound, PermissionDenied, ValidationError
+from ticketing.core.hosts import is_loopback
 from ticketing.core.models import Agent, Role, WebhookEndpoint
 from ticketing.core.pii import PiiCipher
 from ticketing.desk.webhooks.events import EVENT_TYPES
@@ -52,7 +52,7 @@ def check_url(url: str, *, allow_http: bool = False) -> str:
         raise ValidationError("the URL must be http(s)://host/...")
     if parts.username or parts.password:
         raise ValidationError("no credentials in the URL: the signature authenticates Kefu")
-    if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
         raise ValidationError("use https (plain http only to localhost, or with allow_http)")
     return url
 
@@ -133,11 +133,3 @@ def display_url(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
