@@ -17,7 +17,7 @@ page reads together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -127,32 +127,66 @@ def summary(session: Session, period: Period, filters: Filters, *, now: datetime
             durations: Iterable[str] = ALL_DURATIONS) -> Summary:
     """Everything on the dashboard's first row, for ``period`` and the span before it
     (``durations``: the medians and p90s wanted, every one unless told)."""
-    before = period.previous()
+    parts = summary_parts(period, filters, now=now, durations=durations)
     if in_postgres(session):  # each span's facts read once for its counts and percentiles
-        stats = window_stats(session, {True: _created_in(period), False: _created_in(before)},
-                             filters, now=now, durations=durations)
+        both = window_stats(session, {True: _created_in(period), False: _created_in(
+            period.previous())}, filters, now=now, durations=durations)
+        done = {"tickets": both[True], "tickets_before": both[False]}
     else:
-        # boolean keys: two groups of one statement (a database knows they make two)
-        flag = TicketFact.created_at >= period.since
-        window = (TicketFact.created_at >= before.since, TicketFact.created_at < period.until)
-        stats = ticket_stats(session, flag, window, filters, now=now, durations=())
-        stats = {key: stats.get(key, TicketStats()) for key in (True, False)}
-        for key, span in ((True, period), (False, before)):  # percentiles: one group each
-            stats[key].durations.update(window_durations(session, _created_in(span), filters,
-                                                         durations))
-    survey_flag = TicketFact.survey_sent_at >= period.since
-    csat = csat_stats(session, survey_flag,
-                      (TicketFact.survey_sent_at >= before.since,
-                       TicketFact.survey_sent_at < period.until), filters)
-    chats = conversation_windows(session, {True: _started_in(period), False: _started_in(before)},
-                                 filters)
+        done = {name: parts[name](session) for name in ("tickets", "tickets_before")}
+    done["rest"] = parts["rest"](session)
+    return assemble_summary(period, done)
+
+
+SummaryPart = Callable[[Session], Any]
+
+
+def summary_parts(period: Period, filters: Filters, *, now: datetime,
+                  durations: Iterable[str] = ALL_DURATIONS) -> dict[str, SummaryPart]:
+    """The summary as three independent reads (this period's tickets, the span before's,
+    and the small counts), for a page that runs them at once on connections of their own
+    (:func:`assemble_summary` puts their results together): on PostgreSQL the two spans'
+    percentiles are the page's heaviest work, and two cores sort them side by side."""
+    durations = tuple(durations)
+    before = period.previous()
+
+    def tickets_of(span: Period) -> SummaryPart:
+        def read(session: Session) -> TicketStats:
+            if in_postgres(session):
+                return window_stats(session, {0: _created_in(span)}, filters, now=now,
+                                    durations=durations)[0]
+            # SQLite: counts in SQL (one group: every ticket of the span is created after
+            # its start), percentiles in Python
+            stats = ticket_stats(session, TicketFact.created_at >= span.since,
+                                 _created_in(span), filters, now=now, durations=()
+                                 ).get(True, TicketStats())
+            stats.durations.update(window_durations(session, _created_in(span), filters,
+                                                    durations))
+            return stats
+        return read
+
+    def rest(session: Session) -> tuple[dict[Any, CsatStats], dict[Any, ConversationStats], int]:
+        survey_flag = TicketFact.survey_sent_at >= period.since
+        csat = csat_stats(session, survey_flag,
+                          (TicketFact.survey_sent_at >= before.since,
+                           TicketFact.survey_sent_at < period.until), filters)
+        chats = conversation_windows(session, {True: _started_in(period),
+                                               False: _started_in(before)}, filters)
+        return csat, chats, breached_now(session, filters, now=now)
+
+    return {"tickets": tickets_of(period), "tickets_before": tickets_of(before), "rest": rest}
+
+
+def assemble_summary(period: Period, done: dict[str, Any]) -> Summary:
+    """The :class:`Summary` from the results of :func:`summary_parts`, by their names."""
+    csat, chats, breached = done["rest"]
     return Summary(
-        period=period, previous=before,
-        tickets=stats.get(True, TicketStats()), tickets_before=stats.get(False, TicketStats()),
+        period=period, previous=period.previous(),
+        tickets=done["tickets"], tickets_before=done["tickets_before"],
         csat=csat.get(True, CsatStats()), csat_before=csat.get(False, CsatStats()),
         conversations=chats.get(True, ConversationStats()),
         conversations_before=chats.get(False, ConversationStats()),
-        breached_now=breached_now(session, filters, now=now),
+        breached_now=breached,
     )
 
 

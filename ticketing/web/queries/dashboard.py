@@ -8,6 +8,7 @@ list behind a number has exactly that many tickets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -60,6 +61,12 @@ class Question:
     def drill(self, metric: str, *, period: Period | None = None,
               narrow: tuple[str, Any] | None = None) -> str:
         """The ticket list behind ``metric``, optionally for one day/week or one table row."""
+        return self.drills(period=period, narrow=narrow)(metric)
+
+    def drills(self, *, period: Period | None = None,
+               narrow: tuple[str, Any] | None = None) -> Callable[[str], str]:
+        """:meth:`drill` for many metrics of one row: its query string is built once (a table
+        of 200 agents has ~1,600 links; building each from scratch was ~50 ms a page)."""
         question = self
         if period is not None:
             question = Question(period, self.filters, self.dimension, self.grain)
@@ -67,10 +74,10 @@ class Question:
             dimension, key = narrow
             question = Question(question.period, question.filters.narrowed(dimension, key),
                                 self.dimension, self.grain)
-        return question.link("/reports/tickets", metric=metric)
+        base = question.link("/reports/tickets")
+        return lambda metric: f"{base}&{urlencode({'metric': metric})}"
 
 
-# --- formatting -------------------------------------------------------------------------------
 def span(seconds: float | None, language: str) -> str:
     """A duration as people read it; ``—`` for none, ``<1m`` under a minute."""
     if seconds is None:
@@ -218,8 +225,7 @@ TABLE_COLUMNS = ("tickets", "first_response", "sla_first_response", "resolution_
 def row_cells(question: Question, stats: TicketStats, csat: CsatStats, language: str, *,
               period: Period | None = None, narrow: tuple[str, Any] | None = None) -> list[Cell]:
     """A table row's cells in :data:`TABLE_COLUMNS` order, each number linked to its tickets."""
-    def drill(metric: str) -> str:
-        return question.drill(metric, period=period, narrow=narrow)
+    drill = question.drills(period=period, narrow=narrow)
 
     first = stats.duration("first_response")
     solved = stats.duration("resolution_first")
