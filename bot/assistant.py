@@ -53,7 +53,8 @@ def model_path(settings: AssistantSettings) -> Path:
 
 
 def action_server_argv(settings: AssistantSettings, python: str | None = None) -> list[str]:
-    return [python or sys.executable, "-m", "rasa_sdk", "--actions", "actions",
+    """Kefu's action server (``actions/server.py``): rasa_sdk's, plus ``/metrics``."""
+    return [python or sys.executable, "-m", "actions.server", "--actions", "actions",
             "--port", str(settings.action_port)]
 
 

@@ -9,6 +9,12 @@ layout on real machines; here every process listens on 127.0.0.1 and process num
 takes its kind's base port + 10·i:
 
     gateway 8000, 8010, ...   desk 8001, 8011, ...   rasa 5005, 5015, ...   actions 5055, 5065, ...
+    metrics of the processes without a port of their own (``KEFU_METRICS_PORT`` each):
+    worker 8002, 8012, ...   webhooks 8003, 8013, ...   alerts 8004
+
+Gateways, desks and action servers serve ``/metrics`` on their own port; the bases of the
+others move with ``KEFU_WORKER_METRICS_PORT``, ``KEFU_WEBHOOKS_METRICS_PORT`` and
+``KEFU_ALERTS_METRICS_PORT``.
 
 Rasa server ``i`` calls action server ``i`` (one endpoints file each, under
 ``var/cluster/rasa-<i>/``); every gateway spreads conversations over all Rasa servers
@@ -60,6 +66,9 @@ class Layout:
     desk_port: int = 8001
     rasa_port: int = 5005
     action_port: int = 5055
+    worker_metrics_port: int = 8002
+    webhooks_metrics_port: int = 8003
+    alerts_metrics_port: int = 8004
 
 
 def cluster_services(layout: Layout, environ: dict[str, str]) -> list[Service]:
@@ -101,13 +110,22 @@ def cluster_services(layout: Layout, environ: dict[str, str]) -> list[Service]:
         services.append(Service(f"desk-{i}", [py, "-m", "ticketing.web"],
                                 f"http://127.0.0.1:{port}/", env=dict(base, KEFU_DESK_PORT=str(port)),
                                 ready_url=f"http://127.0.0.1:{port}/health"))
-    services += [Service(f"worker-{i}", [py, "-m", "ticketing.desk.worker"], "background",
-                         env=base) for i in range(layout.workers)]
-    services += [Service(f"webhooks-{i}", [py, "-m", "ticketing.desk.webhooks"], "background",
-                         env=base) for i in range(layout.webhooks)]
-    services.append(Service("alerts", [py, "-m", "ticketing.reports.jobs"], "background",
-                            env=base))
+    services += [_background(f"worker-{i}", [py, "-m", "ticketing.desk.worker"],
+                             layout.worker_metrics_port + STEP * i, base)
+                 for i in range(layout.workers)]
+    services += [_background(f"webhooks-{i}", [py, "-m", "ticketing.desk.webhooks"],
+                             layout.webhooks_metrics_port + STEP * i, base)
+                 for i in range(layout.webhooks)]
+    services.append(_background("alerts", [py, "-m", "ticketing.reports.jobs"],
+                                layout.alerts_metrics_port, base))
     return services
+
+
+def _background(name: str, argv: list[str], metrics_port: int, base: dict[str, str]) -> Service:
+    """A process with no HTTP server of its own: its metrics listener on ``metrics_port``."""
+    return Service(name, argv, f"background, metrics http://127.0.0.1:{metrics_port}/metrics",
+                   env=dict(base, KEFU_METRICS_PORT=str(metrics_port),
+                            KEFU_METRICS_HOST="127.0.0.1"))
 
 
 @dataclass
@@ -198,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
                     gateway_port=int(environ.get("KEFU_GATEWAY_PORT", "8000")),
                     desk_port=int(environ.get("KEFU_DESK_PORT", "8001")),
                     rasa_port=int(environ.get("KEFU_RASA_PORT", "5005")),
-                    action_port=int(environ.get("KEFU_ACTION_PORT", "5055")))
+                    action_port=int(environ.get("KEFU_ACTION_PORT", "5055")),
+                    worker_metrics_port=int(environ.get("KEFU_WORKER_METRICS_PORT", "8002")),
+                    webhooks_metrics_port=int(environ.get("KEFU_WEBHOOKS_METRICS_PORT", "8003")),
+                    alerts_metrics_port=int(environ.get("KEFU_ALERTS_METRICS_PORT", "8004")))
     try:
         services = cluster_services(layout, environ)
     except (FileNotFoundError, ConfigurationError) as exc:

@@ -137,6 +137,8 @@ def main() -> int:
         return 1
     for svc in wanted:
         child_env = dict(svc.env or env, PYTHONPATH=str(ROOT))
+        # one port cannot serve several processes: `make run-cluster` gives each its own
+        child_env.pop("KEFU_METRICS_PORT", None)
         children.append((svc, subprocess.Popen(svc.argv, cwd=ROOT, env=child_env)))
         print(f"started  : {svc.name:<12} {svc.where}")
     print("kefu is running; Ctrl-C stops everything", flush=True)

@@ -72,13 +72,19 @@ def database_url() -> str:
 class Cluster:
     def __init__(self, tmp: Path, database_url: str) -> None:
         self.var = tmp
-        self.ports = {name: _base_port() for name in ("gateway", "desk", "rasa", "action")}
+        self.ports = {name: _base_port() for name in ("gateway", "desk", "rasa", "action",
+                                                      "worker_metrics", "webhooks_metrics",
+                                                      "alerts_metrics")}
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
         env.update(KEFU_VAR_DIR=str(tmp), KEFU_DATABASE_URL=database_url,
                    KEFU_REDIS_URL=REDIS_URL or "", KEFU_AUTO_ASSIGN_AFTER="off",
                    KEFU_GATEWAY_PORT=str(self.ports["gateway"]),
                    KEFU_DESK_PORT=str(self.ports["desk"]), KEFU_RASA_PORT=str(self.ports["rasa"]),
-                   KEFU_ACTION_PORT=str(self.ports["action"]), PYTHONPATH=str(ROOT))
+                   KEFU_ACTION_PORT=str(self.ports["action"]),
+                   KEFU_WORKER_METRICS_PORT=str(self.ports["worker_metrics"]),
+                   KEFU_WEBHOOKS_METRICS_PORT=str(self.ports["webhooks_metrics"]),
+                   KEFU_ALERTS_METRICS_PORT=str(self.ports["alerts_metrics"]),
+                   PYTHONPATH=str(ROOT))
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [sys.executable, "scripts/run_cluster.py", "--gateways", "2", "--rasa", "2",

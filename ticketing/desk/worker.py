@@ -28,6 +28,7 @@ from ticketing.desk import csat, dispatch, escalation, followup, live_events, sl
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import ConfigurationError
 from ticketing.core.models import SlaTimer, Ticket, TimerStatus
+from ticketing.desk.worker_metrics import WorkerMetrics
 
 log = logging.getLogger("ticketing.desk.worker")
 
@@ -72,6 +73,7 @@ class RunReport:
     failed: int = 0  # handler raised: rolled back, retried next round
     source: str = ""
     dispatch: dispatch.DispatchReport = field(default_factory=dispatch.DispatchReport)
+    lags: list[tuple[str, float]] = field(default_factory=list)  # metrics: (action, due → fired s)
 
     @property
     def total_fired(self) -> int:
@@ -79,21 +81,23 @@ class RunReport:
 
 
 def _confirm(session_factory: sessionmaker[Session], ids: Sequence[int], now: datetime
-             ) -> tuple[list[int], list[tuple[int, Any]]]:
-    """Split candidates into really due ones and stale ones (with their true fire_at or None)."""
+             ) -> tuple[dict[int, datetime], list[tuple[int, Any]]]:
+    """Split candidates into really due ones (id → when it fell due) and stale ones (with
+    their true fire_at or None)."""
     if not ids:
-        return [], []
+        return {}, []
     with session_factory() as session:
         rows = session.execute(
             select(SlaTimer.id, SlaTimer.status, SlaTimer.fire_at).where(SlaTimer.id.in_(list(ids)))
         ).all()
     state = {r.id: r for r in rows}
-    due, stale = [], []
+    due: dict[int, datetime] = {}
+    stale: list[tuple[int, Any]] = []
     for timer_id in ids:
         row = state.get(timer_id)
         if row is not None and row.status is TimerStatus.ACTIVE and row.fire_at is not None:
             if row.fire_at <= now:
-                due.append(timer_id)
+                due[timer_id] = row.fire_at
             else:
                 stale.append((timer_id, row.fire_at))
         else:
@@ -142,6 +146,7 @@ def run_once(session_factory: sessionmaker[Session], *, due_source: timer_index.
             log.exception("firing timer %s failed; it will be retried", timer_id)
             continue
         report.fired[firing.action.value] = report.fired.get(firing.action.value, 0) + 1
+        report.lags.append((firing.action.value, (now - due[timer_id]).total_seconds()))
     return report
 
 
@@ -153,7 +158,8 @@ class Worker:
                  handlers: Mapping[sla.Action, Handler] = DEFAULT_HANDLERS, interval: float = 5.0,
                  batch: int = 500, reconcile_every: float = RECONCILE_EVERY_SECONDS,
                  clock: Callable[[], datetime] = utcnow,
-                 auto_assign_after: timedelta | None = dispatch.DEFAULT_AFTER) -> None:
+                 auto_assign_after: timedelta | None = dispatch.DEFAULT_AFTER,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.session_factory = session_factory
         self.index = index
         self.database = timer_index.DatabaseDueSource(session_factory)
@@ -163,6 +169,7 @@ class Worker:
         self.reconcile_every = reconcile_every
         self.clock = clock
         self.auto_assign_after = auto_assign_after
+        self.metrics = metrics
         self.stopping = threading.Event()
         self._last_reconcile = float("-inf")
 
@@ -185,6 +192,8 @@ class Worker:
         while True:  # drain a backlog in batches before sleeping
             report = run_once(self.session_factory, due_source=source, handlers=self.handlers,
                               now=self.clock(), limit=self.batch, fallback=self.database)
+            if self.metrics is not None:
+                self.metrics.observe(report)
             if report.total_fired:
                 log.info("fired %s from %s (%d lost to other workers, %d failed)",
                          report.fired, report.source, report.lost, report.failed)
@@ -198,6 +207,8 @@ class Worker:
             if d.dispatched or d.failed:
                 log.info("dispatched %d tickets (%d wait for a free agent, %d lost to others, "
                          "%d failed)", d.dispatched, d.undispatched, d.lost, d.failed)
+        if self.metrics is not None:
+            self.metrics.round_done(report)
         return report
 
     def run(self) -> None:
@@ -208,6 +219,8 @@ class Worker:
                 self.step()
             except Exception:  # the database may be restarting: log and try again later
                 log.exception("worker round failed")
+                if self.metrics is not None:
+                    self.metrics.round_failed()
             self.stopping.wait(self.interval)
         log.info("worker stopped")
 
@@ -217,6 +230,7 @@ class Worker:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ticketing.core.db import make_engine, make_session_factory
+    from ticketing.core.metrics_listener import listener_config, start_listener
     from ticketing.core.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m ticketing.desk.worker", description=__doc__.splitlines()[0])
@@ -236,15 +250,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         timer_index.install(session_factory, index)  # the worker's own changes update the index
         live_events.install(session_factory, index.client)  # warnings and breaches reach desk pages
         wakeups.install(session_factory, index.client)  # surveys, follow-ups: gateways at once
+    metrics = WorkerMetrics()
     worker = Worker(session_factory, index=index, interval=settings.worker_interval_seconds,
                     batch=args.batch,
-                    auto_assign_after=dispatch.after_from_seconds(settings.auto_assign_after_seconds))
+                    auto_assign_after=dispatch.after_from_seconds(settings.auto_assign_after_seconds),
+                    metrics=metrics)
     if args.once:
         report = worker.step()
         log.info("one round: %d candidates, fired %s, dispatched %d (%d undispatched)",
                  report.candidates, report.fired, report.dispatch.dispatched,
                  report.dispatch.undispatched)
         return 0
+    start_listener(metrics.registry, listener_config(), process="worker")  # KEFU_METRICS_PORT
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     worker.run()

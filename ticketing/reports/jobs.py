@@ -12,6 +12,7 @@ import argparse
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import ConfigurationError
 from ticketing.reports import alerts
+from ticketing.reports.job_metrics import AlertJobMetrics
 
 log = logging.getLogger("ticketing.reports.jobs")
 
@@ -58,22 +60,31 @@ class AlertJob:
 
     def __init__(self, session_factory: sessionmaker[Session], *, every_minutes: float,
                  clock: Callable[[], datetime] = utcnow,
-                 config: alerts.AlertConfig = alerts.AlertConfig()) -> None:
+                 config: alerts.AlertConfig = alerts.AlertConfig(),
+                 metrics: AlertJobMetrics | None = None) -> None:
         if every_minutes <= 0:
             raise ConfigurationError("the alert interval must be a positive number of minutes")
         self.session_factory = session_factory
         self.every_seconds = every_minutes * 60.0
         self.clock = clock
         self.config = config
+        self.metrics = metrics
         self.stopping = threading.Event()
 
     def run(self) -> None:
         log.info("alert job started (every %g min)", self.every_seconds / 60.0)
         while not self.stopping.is_set():
+            started = time.monotonic()
             try:
-                run_alerts(self.session_factory, now=self.clock(), config=self.config)
+                run = run_alerts(self.session_factory, now=self.clock(), config=self.config)
             except Exception:  # already logged with its traceback by run_alerts
                 log.warning("alert round failed; next try in %g min", self.every_seconds / 60.0)
+                if self.metrics is not None:
+                    self.metrics.round_failed(seconds=time.monotonic() - started)
+            else:
+                if self.metrics is not None:
+                    self.metrics.round_done(opened=run.opened, resolved=run.resolved,
+                                            seconds=time.monotonic() - started)
             self.stopping.wait(self.every_seconds)
         log.info("alert job stopped")
 
@@ -83,6 +94,7 @@ class AlertJob:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ticketing.core.db import make_engine, make_session_factory
+    from ticketing.core.metrics_listener import listener_config, start_listener
     from ticketing.core.settings import load_settings
     from ticketing.desk import live_events
 
@@ -110,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("one round: %d opened, %d refreshed, %d resolved", run.opened, run.refreshed,
                  run.resolved)
         return 0
-    job = AlertJob(session_factory, every_minutes=args.every)
+    metrics = AlertJobMetrics()
+    start_listener(metrics.registry, listener_config(), process="alerts")  # KEFU_METRICS_PORT
+    job = AlertJob(session_factory, every_minutes=args.every, metrics=metrics)
     signal.signal(signal.SIGTERM, job.stop)
     signal.signal(signal.SIGINT, job.stop)
     job.run()

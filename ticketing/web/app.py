@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +36,7 @@ from ticketing.core.settings import Settings
 from ticketing.desk.accounts import LOCK_FOR
 from ticketing.web import api, texts
 from ticketing.web.language import language_for
+from ticketing.web.metrics import DeskMetrics, MetricsMiddleware
 from ticketing.web.deps import SESSION_COOKIE, Desk, SignInRequired
 from ticketing.web.routes import register
 from ticketing.web.security import SecurityHeaders
@@ -73,6 +75,8 @@ def create_app(
                           templates=_templates(), cipher=cipher or PiiCipher(settings.pii_key),
                           redis=redis, clock=clock)
     app.add_middleware(SecurityHeaders)
+    app.state.metrics = DeskMetrics()  # outermost, so it sees every answer's final status
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.exception_handler(KefuError)
@@ -103,6 +107,12 @@ def create_app(
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus text, on the event loop: it answers even when the worker threads are
+        all busy. Keep it off the public proxy (docs/deploy.md)."""
+        return Response(app.state.metrics.render(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     register(app)
     api.install(app)

@@ -25,10 +25,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ticketing.core.errors import KefuError, ValidationError
+from ticketing.core.metrics_listener import ListenerConfig, listener_config, start_listener
 from ticketing.core.models import Agent, DeliveryStatus
 from ticketing.core.pii import PiiCipher
 from ticketing.desk.webhooks import delivery, endpoints, history
 from ticketing.desk.webhooks.events import EVENT_TYPES
+from ticketing.desk.webhooks.metrics import WebhookMetrics
 
 log = logging.getLogger("ticketing.desk.webhooks")
 
@@ -143,7 +145,8 @@ def _agent_id(session: Session, login: str) -> int:
 
 
 def run_worker(args: argparse.Namespace, session_factory: sessionmaker[Session],
-               cipher: PiiCipher) -> int:
+               cipher: PiiCipher, listener: ListenerConfig = ListenerConfig()) -> int:
+    """The delivery loop (or ``--once``); its metrics are served when ``listener`` has a port."""
     import httpx
 
     config = delivery.DeliveryConfig(
@@ -157,8 +160,11 @@ def run_worker(args: argparse.Namespace, session_factory: sessionmaker[Session],
             log.info("one round: %d claimed, %d delivered, %d to retry, %d dead",
                      report.claimed, report.delivered, report.retried, report.dead)
             return 0
+        metrics = WebhookMetrics()
+        start_listener(metrics.registry, listener, process="webhooks")
         worker = delivery.DeliveryWorker(session_factory, cipher=cipher, sender=sender,
-                                         config=config, interval_seconds=args.interval)
+                                         config=config, interval_seconds=args.interval,
+                                         metrics=metrics)
         signal.signal(signal.SIGTERM, worker.stop)
         signal.signal(signal.SIGINT, worker.stop)
         worker.run()
@@ -185,7 +191,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if args.command != "run":
         return admin_command(args, session_factory, cipher, out or sys.stdout)
     try:
-        return run_worker(args, session_factory, cipher)
+        return run_worker(args, session_factory, cipher, listener_config())  # KEFU_METRICS_PORT
     except ConfigurationError as exc:
         log.error("%s", exc.detail)
         return 2

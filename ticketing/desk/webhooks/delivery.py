@@ -52,6 +52,7 @@ from ticketing.core.pii import PiiCipher
 from ticketing.desk.webhooks import signing
 from ticketing.desk.webhooks.endpoints import secret_of
 from ticketing.desk.webhooks.events import envelope
+from ticketing.desk.webhooks.metrics import WebhookMetrics
 
 log = logging.getLogger("ticketing.desk.webhooks")
 
@@ -311,13 +312,17 @@ def _why(result: Result) -> str:
 # --- the loop ------------------------------------------------------------------------------
 def run_once(session_factory: sessionmaker[Session], *, cipher: PiiCipher, sender: Sender,
              config: DeliveryConfig = DeliveryConfig(), now: datetime | None = None,
-             jitter: Callable[[], float] = random.random) -> RunReport:
+             jitter: Callable[[], float] = random.random,
+             metrics: WebhookMetrics | None = None) -> RunReport:
     """Claim, send and record one batch. ``now`` pins the clock (tests); else real time."""
     items = claim(session_factory, cipher=cipher, now=now or utcnow(), config=config)
     report = RunReport(claimed=len(items))
     for item, result in zip(items, send(items, sender)):
         outcome = record(session_factory, item, result, now=now or utcnow(), config=config,
                          jitter=jitter)
+        if metrics is not None:
+            metrics.attempted(attempt=item.attempt, outcome=outcome,
+                              duration_ms=result.duration_ms)
         if outcome == "delivered":
             report.delivered += 1
         elif outcome == "retry":
@@ -338,7 +343,7 @@ class DeliveryWorker:
 
     def __init__(self, session_factory: sessionmaker[Session], *, cipher: PiiCipher,
                  sender: Sender, config: DeliveryConfig = DeliveryConfig(),
-                 interval_seconds: float = 2.0) -> None:
+                 interval_seconds: float = 2.0, metrics: WebhookMetrics | None = None) -> None:
         if interval_seconds <= 0:
             raise ConfigurationError("the webhook poll interval must be positive")
         self.session_factory = session_factory
@@ -346,6 +351,7 @@ class DeliveryWorker:
         self.sender = sender
         self.config = config
         self.interval_seconds = interval_seconds
+        self.metrics = metrics
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -354,10 +360,14 @@ class DeliveryWorker:
         while not self.stopping.is_set():
             try:
                 report = run_once(self.session_factory, cipher=self.cipher, sender=self.sender,
-                                  config=self.config)
+                                  config=self.config, metrics=self.metrics)
+                if self.metrics is not None:
+                    self.metrics.round_done()
             except Exception:
                 log.exception("webhook round failed; next try in %gs", self.interval_seconds)
                 report = RunReport()
+                if self.metrics is not None:
+                    self.metrics.round_failed()
             if report.claimed < self.config.batch:
                 self.stopping.wait(self.interval_seconds)
         log.info("webhook delivery stopped")
