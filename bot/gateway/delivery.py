@@ -191,16 +191,25 @@ class Delivery:
     # -- the poller --------------------------------------------------------------------------
 
     async def poll_once(self) -> int:
-        """Start delivering every conversation with something due; returns how many."""
-        conversations = await self.gateway.db(lambda s: sorted({
-            (m.conversation_id, m.created_at) for m in outbox.due(s, limit=500)
-            if m.conversation_id}))
+        """Start delivering every conversation with something due; returns how many.
+
+        Rows queued without a conversation (a desk ticket's replies, order notices) first get
+        their customer's newest channel identity, or wait (backing off) until there is one.
+        """
+        def due_conversations(session: Session) -> tuple[set[str], list[tuple[str, Any]]]:
+            routed = outbox.route_waiting(session, limit=500)
+            due = outbox.due(session, limit=500)
+            return routed, sorted({(m.conversation_id, m.created_at) for m in due
+                                   if m.conversation_id})
+
+        routed, conversations = await self.gateway.db(due_conversations)
         started = 0
         for conversation, created_at in conversations:
             if self.lanes.busy(conversation):
                 continue  # being delivered right now; it picks up what is new
-            if not self.reachable_here(conversation) and self._young(created_at):
-                continue  # for the gateway with the page open
+            if not self.reachable_here(conversation) and (
+                    self._young(created_at) or conversation in routed):
+                continue  # for the gateway with the page open (a just-routed row counts as young)
             self._spawn(self.conversation(conversation, ours=True))
             started += 1
         return started

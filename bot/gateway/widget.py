@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 from sqlalchemy.orm import Session
 
 from bot import widget_token
-from bot.gateway import origins
+from bot.gateway import origins, verification
 from bot.gateway.core import Gateway
 from bot.gateway.messages import Incoming, Outcome
 from ticketing.conversations import chat_history, outbox
@@ -158,6 +158,11 @@ class WidgetChannel:
                     "language": identity.language or language, "history": entries}
 
         welcome = await self.gateway.db(work)
+        if welcome and welcome["verified"] and customer_id is not None:
+            # a guest page that signed in brings its tickets along (issue 13)
+            guest = visitor if isinstance(visitor, str) and VISITOR.match(visitor) else None
+            await verification.signed_in(self.gateway, customer_id=customer_id, visitor=guest,
+                                         language=welcome["language"])
         return (external_id, language, welcome) if welcome else None
 
     async def _flush(self, external_id: str) -> None:

@@ -4,22 +4,28 @@ Delivery is at-least-once and in order per conversation: a message is due only w
 message of the same conversation is still undelivered, so a failing message holds back the ones
 behind it instead of letting them overtake it. Failures back off exponentially
 (5 s · 2^(attempts-1), at most 10 minutes) and undelivered messages are never deleted.
+
+A message owed to a customer without a conversation (a ticket opened at the desk, a notice
+about an order) goes to the customer's newest channel identity (:func:`newest_conversation`):
+chosen when it is queued, or, while the customer has none yet, by the gateways' poll
+(:func:`route_waiting`) once they do; until then it backs off like a failed delivery.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import CustomerNotFound, NotFound, ValidationError
 from ticketing.core.i18n import normalize_language
-from ticketing.core.models import Customer, OutboxMessage
+from ticketing.core.models import ChannelIdentity, Customer, InboundMessage, OutboxMessage
 
 BASE_BACKOFF_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 600.0
+NO_CHANNEL = "the customer has no channel identity yet"
 
 
 def backoff(attempts: int) -> timedelta:
@@ -43,6 +49,8 @@ def enqueue(
     """Owe ``text`` to the customer; due at once.
 
     ``customer_id`` may be None for an anonymous visitor; the conversation is then required.
+    Without a conversation the message goes to the customer's newest channel identity (and
+    takes along what was already waiting for one, so it cannot overtake it).
     """
     if not text or not text.strip():
         raise ValidationError("outbox text is empty")
@@ -53,6 +61,10 @@ def enqueue(
     if customer_id is not None and session.get(Customer, customer_id) is None:
         raise CustomerNotFound(customer_id=customer_id)
     now = now or utcnow()
+    if conversation_id is None and customer_id is not None:
+        conversation_id = newest_conversation(session, customer_id=customer_id)
+        if conversation_id is not None:
+            _address(session, customer_id=customer_id, conversation_id=conversation_id, now=now)
     message = OutboxMessage(
         customer_id=customer_id,
         conversation_id=conversation_id,
@@ -68,6 +80,117 @@ def enqueue(
     session.add(message)
     session.flush()
     return message
+
+
+def newest_conversation(session: Session, *, customer_id: int) -> str | None:
+    """The conversation of the customer's most recently used channel identity, or None.
+
+    Most recent by the last message stored from it, else by when it was linked (verified),
+    else by when it was first seen. Only identities linked to this customer count, so what
+    is owed to one customer never reaches a chat that is someone else's.
+    """
+    last_seen = (select(func.max(InboundMessage.received_at))
+                 .where(InboundMessage.conversation_id == ChannelIdentity.conversation_id)
+                 .correlate(ChannelIdentity).scalar_subquery())
+    used = func.coalesce(last_seen, ChannelIdentity.verified_at, ChannelIdentity.created_at)
+    return session.scalars(
+        select(ChannelIdentity.conversation_id)
+        .where(ChannelIdentity.customer_id == customer_id)
+        .order_by(used.desc(), ChannelIdentity.id.desc()).limit(1)).first()
+
+
+def _address(session: Session, *, customer_id: int, conversation_id: str,
+             now: datetime) -> int:
+    """Send the customer's messages that wait for a channel to ``conversation_id``, in order.
+
+    Rows are locked oldest first (as every router here does), so two routers never deadlock.
+    Their failed tries were waits for a channel, not deliveries: they start afresh, due now.
+    """
+    waiting = list(session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.customer_id == customer_id,
+               OutboxMessage.conversation_id.is_(None),
+               OutboxMessage.delivered_at.is_(None))
+        .order_by(OutboxMessage.id).with_for_update(of=OutboxMessage)))
+    for message in waiting:
+        message.conversation_id = conversation_id
+        message.attempts, message.last_error = 0, None
+        message.next_attempt_at = min(message.next_attempt_at, now)
+    session.flush()
+    return len(waiting)
+
+
+def route_customer(session: Session, *, customer_id: int,
+                   now: datetime | None = None) -> str | None:
+    """The customer can be reached now (just verified): what waited for a channel goes to
+    their newest one. Returns that conversation, or None (nothing changes)."""
+    conversation_id = newest_conversation(session, customer_id=customer_id)
+    if conversation_id is not None:
+        _address(session, customer_id=customer_id, conversation_id=conversation_id,
+                 now=now or utcnow())
+    return conversation_id
+
+
+def route_waiting(session: Session, *, now: datetime | None = None,
+                  limit: int = 500) -> set[str]:
+    """The poll's part: due messages without a conversation go to their customer's newest
+    channel identity; a customer with none yet counts a failed try (backoff), so their
+    message is not looked at on every poll. Returns the conversations that got messages.
+
+    Only each customer's first waiting message is due (the rest queue behind it), and it
+    takes the rest along; rows locked by another gateway's poll are skipped.
+    """
+    now = now or utcnow()
+    firsts = list(session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.delivered_at.is_(None),
+               OutboxMessage.conversation_id.is_(None),
+               OutboxMessage.customer_id.is_not(None),
+               OutboxMessage.next_attempt_at <= now,
+               ~_earlier_pending())
+        .order_by(OutboxMessage.id).limit(limit)
+        .with_for_update(skip_locked=True, of=OutboxMessage)))
+    if not firsts:
+        return set()
+    reachable = set(session.scalars(
+        select(ChannelIdentity.customer_id).distinct()
+        .where(ChannelIdentity.customer_id.in_({m.customer_id for m in firsts}))))
+    routed: set[str] = set()
+    for first in firsts:
+        customer_id = first.customer_id or 0  # never 0: rows without a customer are not read
+        conversation_id = (newest_conversation(session, customer_id=customer_id)
+                           if customer_id in reachable else None)
+        if conversation_id is None:
+            mark_failed(session, message_id=first.id, error=NO_CHANNEL, now=now)
+            continue
+        _address(session, customer_id=customer_id, conversation_id=conversation_id, now=now)
+        routed.add(conversation_id)
+    session.flush()
+    return routed
+
+
+def readdress(session: Session, *, conversation_id: str, customer_id: int,
+              now: datetime | None = None) -> int:
+    """The conversation now belongs to ``customer_id`` (re-verified as someone else): what is
+    still owed there to another customer goes to that customer's newest identity instead, or
+    waits for one. Returns how many messages moved."""
+    now = now or utcnow()
+    others = list(session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.conversation_id == conversation_id,
+               OutboxMessage.delivered_at.is_(None),
+               OutboxMessage.customer_id.is_not(None),
+               OutboxMessage.customer_id != customer_id)
+        .order_by(OutboxMessage.id).with_for_update(of=OutboxMessage)))
+    homes: dict[int, str | None] = {}
+    for message in others:
+        owner = message.customer_id or 0  # never 0: rows without a customer are not read
+        if owner not in homes:
+            homes[owner] = newest_conversation(session, customer_id=owner)
+        message.conversation_id = homes[owner]
+        message.next_attempt_at = min(message.next_attempt_at, now)
+    session.flush()
+    return len(others)
 
 
 def _earlier_pending():

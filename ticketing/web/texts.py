@@ -188,6 +188,8 @@ UI.update({
     "ticket.event.state_changed": Text("状态变更", "State changed"),
     "ticket.event.solved": Text("已解决", "Solved"),
     "ticket.event.reopened": Text("重新打开", "Reopened"),
+    "ticket.event.customer_verified": Text("访客工单已归入客户账户",
+                                           "Guest ticket moved to the verified customer"),
     "ticket.event.closed": Text("关闭", "Closed"),
     "ticket.event.transferred": Text("转交", "Transferred"),
     "ticket.event.escalated": Text("升级", "Escalated"),

@@ -20,18 +20,15 @@ KIND = "refund_update"
 
 
 def customer_channel(session: Session, *, customer_id: int) -> tuple[str, str | None]:
-    """(language, conversation_id) to reach the customer: their most recent channel identity,
-    else the customer's own language and no conversation (the gateway picks one)."""
-    identity = session.scalars(
-        select(ChannelIdentity)
-        .where(ChannelIdentity.customer_id == customer_id)
-        .order_by(ChannelIdentity.created_at.desc(), ChannelIdentity.id.desc())
-        .limit(1)
-    ).first()
-    language = identity.language if identity is not None else None
+    """(language, conversation_id) to reach the customer: their most recently used channel
+    identity (``outbox.newest_conversation``), else the customer's own language and no
+    conversation (the outbox routes the row when an identity appears)."""
+    conversation_id = outbox.newest_conversation(session, customer_id=customer_id)
+    language = session.scalar(select(ChannelIdentity.language).where(
+        ChannelIdentity.conversation_id == conversation_id)) if conversation_id else None
     if not language:
         language = session.scalar(select(Customer.language).where(Customer.id == customer_id))
-    return language or "zh", identity.conversation_id if identity is not None else None
+    return language or "zh", conversation_id
 
 
 def notify(
