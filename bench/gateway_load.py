@@ -32,6 +32,7 @@ import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 from turn_latency import (  # noqa: E402
     KEFU_EN,
+    VERIFIED,
     KEFU_ZH,
     free_port,
     level,
@@ -155,14 +156,15 @@ def main() -> int:
         ws_url = f"ws://127.0.0.1:{gateway_port}/ws"
         rest_url = f"{settings.rasa_url}/webhooks/rest/webhook"
         # warm-up: the first turns load TensorFlow graphs
-        asyncio.run(level(rest_url, lambda k: ("widget:v-direct-warmup", KEFU_ZH), 1, 1))
+        asyncio.run(level(rest_url, lambda k: ("widget:v-direct-warmup", KEFU_ZH), 1, 1,
+                          VERIFIED))
         offset = 0
         for n in args.levels:
             results["gateway"][str(n)] = asyncio.run(ws_level(ws_url, n, args.rounds, offset))
             results["direct"][str(n)] = asyncio.run(level(
                 rest_url, lambda k, o=offset: (f"widget:v-direct-{o + k:06d}",
                                                KEFU_EN if (o + k) % 2 else KEFU_ZH),
-                n, args.rounds))
+                n, args.rounds, VERIFIED))
             offset += n * args.rounds
         metrics = httpx.get(f"http://127.0.0.1:{gateway_port}/metrics", timeout=10).text
     finally:

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.nlu.speaker import LANGUAGE, METADATA_KEY, VERIFIED
 from bot.rasa_pool import RasaPool, Verdict, judge_error, judge_status
 from ticketing.desk.handoffs import BACKEND_UNAVAILABLE, HANDOFF_MARKER_KEY
 
@@ -122,10 +123,13 @@ class RasaClient:
         assert unreachable is not None  # a pool is never empty
         raise unreachable
 
-    def send(self, sender: str, message: str) -> list[dict[str, Any]]:
-        """A customer's message through the REST channel; returns the bot's messages."""
+    def send(self, sender: str, message: str, *, language: str | None = None,
+             verified: bool | None = None) -> list[dict[str, Any]]:
+        """A customer's message through the REST channel; returns the bot's messages.
+        ``language`` (the customer's so far) and ``verified`` are what the caller knows of the
+        speaker (:func:`speaker_metadata`)."""
         return self._request(sender, "POST", "/webhooks/rest/webhook",
-                             json={"sender": sender, "message": message}).json()
+                             json=_message(sender, message, language, verified)).json()
 
     def resume(self, sender: str) -> None:
         """Hand a paused conversation back to the bot."""
@@ -175,9 +179,10 @@ class AsyncRasaClient:
         assert unreachable is not None  # a pool is never empty
         raise unreachable
 
-    async def send(self, sender: str, message: str) -> list[dict[str, Any]]:
+    async def send(self, sender: str, message: str, *, language: str | None = None,
+                   verified: bool | None = None) -> list[dict[str, Any]]:
         response = await self._request(sender, "POST", "/webhooks/rest/webhook",
-                                       json={"sender": sender, "message": message})
+                                       json=_message(sender, message, language, verified))
         return response.json()
 
     async def resume(self, sender: str) -> None:
@@ -194,3 +199,24 @@ class AsyncRasaClient:
     async def tracker(self, sender: str) -> dict[str, Any]:
         response = await self._request(sender, "GET", _path(sender, "tracker"))
         return response.json()
+
+
+def _message(sender: str, message: str, language: str | None,
+             verified: bool | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"sender": sender, "message": message}
+    metadata = speaker_metadata(language, verified)
+    if metadata:
+        body["metadata"] = metadata
+    return body
+
+
+def speaker_metadata(language: str | None, verified: bool | None) -> dict[str, Any]:
+    """What the gateway knows of the speaker, as the message metadata Rasa's ``TurnFacts``
+    component reads into the ``language`` and ``verified`` slots (``bot/nlu/speaker.py``):
+    instead of an action call on every turn to look them up again."""
+    facts: dict[str, Any] = {}
+    if language is not None:
+        facts[LANGUAGE] = language
+    if verified is not None:
+        facts[VERIFIED] = verified
+    return {METADATA_KEY: facts} if facts else {}

@@ -12,6 +12,10 @@ What reaches Rasa is bounded and never trusted: the text is cleaned of what cann
 it (``payloads.py``), and turns wait for a slot with verified customers first
 (``admission.py``). An assistant that answers a message with nothing at all (an action server
 that died mid-turn) is treated like one that is down: apology and ticket, never silence.
+A turn that breaks after its message was stored (the database dropped every connection
+between storing and answering) ends with the status ``deferred``: the channel still closes
+the turn (the widget's ``handled`` frame) and ``replay.py`` answers the message a few seconds
+later, once.
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ from ticketing.core.errors import IllegalTransition
 from ticketing.core.i18n import Text, language_of_text, normalize_language
 
 log = logging.getLogger("kefu.gateway")
+
+# outbox payload key: the inbound message a bot answer or apology answers, so an operator (and
+# the fault suite) can tell a message answered twice, or answers out of order, from the rows
+REPLY_TO = "reply_to"
 
 
 class Gateway:
@@ -129,8 +137,14 @@ class Gateway:
                     details={"count": verdict.count, "window_seconds": self.settings.rate_window}))
             return Outcome("rate_limited", route="rate_limited", inbound_id=inbound_id,
                            language=language, reply=texts.RATE_LIMITED.get(language))
-        return await self.route(msg, conversation, inbound_id, language, ticket_id,
-                                 verified=stored.verified)
+        try:
+            return await self.route(msg, conversation, inbound_id, language, ticket_id,
+                                    verified=stored.verified)
+        except Exception:  # the database went away mid-turn: the stored message is not lost
+            log.exception("the turn of %s was cut short after its message was stored; the "
+                          "replay answers it", conversation)
+            self.metrics.errors.labels("turn_interrupted").inc()
+            return Outcome("deferred", inbound_id=inbound_id, language=language)
 
     def _readable(self, msg: Incoming) -> bool:
         """A payload of a button's size and shape, and some text (or a photo) to go with it."""
@@ -238,8 +252,10 @@ class Gateway:
         try:
             async with self.admission.slot(verified=verified, timeout=self.settings.rasa_timeout):
                 started = time.perf_counter()
-                answers = await asyncio.wait_for(self.rasa.send(conversation, message),
-                                                 timeout=self.settings.rasa_timeout)
+                answers = await asyncio.wait_for(
+                    self.rasa.send(conversation, message, verified=verified,
+                                   language=_stored_language(msg, language)),
+                    timeout=self.settings.rasa_timeout)
         except Overloaded:
             log.warning("no assistant slot for %s in %.0f s (verified: %s)", conversation,
                         self.settings.rasa_timeout, verified)
@@ -322,7 +338,8 @@ class Gateway:
                 transcript=transcript)
             outbox.enqueue(session, customer_id=ticket.customer_id, conversation_id=conversation,
                            kind="bot", text=texts.ASSISTANT_DOWN.get(language, number=ticket.number),
-                           language=language, ticket_id=ticket.id)
+                           language=language, ticket_id=ticket.id,
+                           payload={REPLY_TO: inbound_id})
             inbound.mark_handled(session, message_id=inbound_id, route="fallback_ticket",
                                  ticket_id=ticket.id)
 
@@ -341,8 +358,8 @@ class Gateway:
             customer_id = identity.customer_id if identity is not None else None
             for text, payload in rows:
                 outbox.enqueue(session, customer_id=customer_id, conversation_id=conversation,
-                               kind="bot", text=text, language=language, payload=payload,
-                               ticket_id=ticket_id)
+                               kind="bot", text=text, language=language,
+                               payload={**payload, REPLY_TO: inbound_id}, ticket_id=ticket_id)
             inbound.mark_handled(session, message_id=inbound_id, route=route, ticket_id=ticket_id)
 
         await self.db(work)
@@ -366,6 +383,13 @@ class Gateway:
 
         await self.db(work)
         await self._deliver(conversation)
+
+
+def _stored_language(msg: Incoming, language: str) -> str | None:
+    """The language Rasa is to keep for a message that has none of its own (a button, an
+    order number); None when the words have one: Rasa reads it there, without the product
+    names NLU found (``bot/nlu/speaker.py``), which this side cannot see."""
+    return None if language_of_text(msg.text) else language
 
 
 @dataclass(frozen=True)

@@ -54,16 +54,18 @@ def _text(messages: list[dict]) -> str:
 
 
 def test_anonymous_visitor_is_asked_to_verify_in_english(live: LiveAssistant) -> None:
-    answer = live.client.send("widget:stranger-1", "where is my order??")
+    answer = live.client.send("widget:stranger-1", "where is my order??", verified=False)
     assert "verify" in _text(answer).lower(), answer
 
 
 def test_verified_customer_tracks_an_order_by_button(live: LiveAssistant) -> None:
+    """The gateway says a linked visitor is verified (message metadata, as for every message
+    it sends; tests/bot/test_speaker.py); here the test speaks for it."""
     sender = "widget:demo-1"
-    first = live.client.send(sender, "我的订单到哪了")
+    first = live.client.send(sender, "我的订单到哪了", verified=True)
     buttons = _buttons(first)
     if buttons:  # several recent orders: pick one
-        answer = live.client.send(sender, buttons[0]["payload"])
+        answer = live.client.send(sender, buttons[0]["payload"], verified=True, language="zh")
     else:  # exactly one order: answered at once
         answer = first
     text = _text(answer)
@@ -73,7 +75,7 @@ def test_verified_customer_tracks_an_order_by_button(live: LiveAssistant) -> Non
 def test_handoff_pauses_the_bot_until_the_desk_hands_back_then_csat(
         live: LiveAssistant, db) -> None:
     sender = "widget:demo-2"
-    answer = live.client.send(sender, "我要转人工客服")
+    answer = live.client.send(sender, "我要转人工客服", verified=True)
     marker = handoff_marker(answer)
     assert marker is not None, answer
     assert marker["ticket_number"] in _text(answer)
@@ -82,7 +84,7 @@ def test_handoff_pauses_the_bot_until_the_desk_hands_back_then_csat(
             ChannelIdentity.conversation_id == sender)).one()
         assert identity.handed_off_ticket_id == marker["ticket_id"]
 
-    assert live.client.send(sender, "有人吗？") == []  # silent while a person owns it
+    assert live.client.send(sender, "有人吗？", verified=True) == []  # silent while a person owns it
 
     with db.begin() as session:
         ticket = session.get(Ticket, marker["ticket_id"])
@@ -97,7 +99,7 @@ def test_handoff_pauses_the_bot_until_the_desk_hands_back_then_csat(
     payloads = [b["payload"] for b in _buttons(survey)]
     assert any("csat_score" in p for p in payloads), survey
     five = next(p for p in payloads if '"csat_score": 5' in p.replace("'", '"'))
-    live.client.send(sender, five)
+    live.client.send(sender, five, verified=True, language="zh")
     with db.begin() as session:
         stored = session.scalars(select(Survey).where(Survey.ticket_id == marker["ticket_id"])).one()
         assert stored.score == 5

@@ -39,7 +39,7 @@ class OneCoreRasa:
         self.in_flight = 0
         self.most_in_flight = 0
 
-    async def send(self, sender: str, message: str) -> list[dict[str, Any]]:
+    async def send(self, sender: str, message: str, **speaker: Any) -> list[dict[str, Any]]:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:

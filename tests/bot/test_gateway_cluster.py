@@ -44,7 +44,7 @@ class SerialRasa(ScriptedRasa):
         self.in_flight: dict[str, int] = {}
         self.overlaps = 0
 
-    async def send(self, sender: str, message: str) -> list[dict[str, Any]]:
+    async def send(self, sender: str, message: str, **speaker: Any) -> list[dict[str, Any]]:
         self.in_flight[sender] = self.in_flight.get(sender, 0) + 1
         if self.in_flight[sender] > 1:
             self.overlaps += 1

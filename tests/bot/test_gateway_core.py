@@ -25,6 +25,7 @@ from bot.gateway.replay import replay_unhandled
 from bot.gateway.settings import GatewaySettings
 from bot.gateway.telegram import callback_data, keyboard
 from ticketing.conversations import outbox
+from ticketing.shop import customers
 from ticketing.desk import handoffs, ownership, tickets
 from ticketing.conversations.chat_history import HIDDEN, Entry
 from ticketing.core.clock import utcnow
@@ -39,6 +40,7 @@ class ScriptedRasa:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.speakers: list[dict[str, Any]] = []  # what the gateway said of the speaker
         self.resumed: list[str] = []
         self.triggered: list[tuple[str, str, dict[str, Any]]] = []
         self.delay = 0.0
@@ -46,11 +48,12 @@ class ScriptedRasa:
         self.down = False
         self.trigger_down = False
 
-    async def send(self, sender: str, message: str) -> list[dict[str, Any]]:
+    async def send(self, sender: str, message: str, **speaker: Any) -> list[dict[str, Any]]:
         if self.down:
             raise httpx.ConnectError("connection refused")
         await asyncio.sleep(self.delay + random.random() * self.jitter)
         self.sent.append((sender, message))
+        self.speakers.append(speaker)
         return [{"recipient_id": sender, "text": f"echo: {message}",
                  "buttons": [{"title": "好", "payload": "/affirm"}]}]
 
@@ -123,6 +126,22 @@ def test_answers_are_delivered_in_order_and_duplicates_are_ignored(rig) -> None:
     assert rasa.sent == [("widget:v-11111111", "你好")]
     assert channel.texts("v-11111111") == ["echo: 你好"]
     assert channel.delivered[0][1].buttons == [{"title": "好", "payload": "/affirm"}]
+
+
+def test_rasa_is_told_who_is_speaking(rig, make, session) -> None:
+    """Verified or not and, for a message without words of its own, the stored language: the
+    metadata Rasa's TurnFacts reads instead of an action call per turn (bot/nlu/speaker.py)."""
+    gateway, rasa, _channel = rig
+    customer = make.customer()
+    customers.link_identity(session, channel="widget", external_id="v-verified",
+                            customer_id=customer.id)
+    session.commit()
+    asyncio.run(gateway.receive(msg("where is my parcel", "m1")))
+    asyncio.run(gateway.receive(msg("6012 3456 7890 1234", "m2")))
+    asyncio.run(gateway.receive(msg("我的快递呢", "m3", visitor="v-verified")))
+    assert rasa.speakers == [{"verified": False, "language": None},
+                             {"verified": False, "language": "en"},
+                             {"verified": True, "language": None}]
 
 
 def test_one_conversation_in_order_many_in_parallel(rig) -> None:
@@ -332,7 +351,7 @@ def test_messages_stored_but_never_routed_are_answered_after_a_restart(rig, sess
 
 def _actions_without_database(rasa: ScriptedRasa) -> None:
     """Rasa answers the way actions/failures.py does when even the ticket could not be opened."""
-    async def send(sender: str, message: str) -> list[dict[str, Any]]:
+    async def send(sender: str, message: str, **speaker: Any) -> list[dict[str, Any]]:
         rasa.sent.append((sender, message))
         return [{"text": "抱歉，系统刚才出了点问题，没能完成您的请求。"},
                 {"text": "我们的系统暂时不可用，请几分钟后再试一次；您的消息我们已记录。"},

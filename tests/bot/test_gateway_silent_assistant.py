@@ -25,7 +25,7 @@ class SilentRasa(ScriptedRasa):
         super().__init__()
         self.before_answer: Any = None
 
-    async def send(self, sender: str, message: str) -> list[dict[str, Any]]:
+    async def send(self, sender: str, message: str, **speaker: Any) -> list[dict[str, Any]]:
         self.sent.append((sender, message))
         if self.before_answer is not None:
             self.before_answer(sender)
