@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from ticketing.core.errors import ValidationError
@@ -35,6 +35,7 @@ from ticketing.reports.durations import (  # noqa: F401  (the metrics' names, im
     ALL_DURATIONS,
     DURATIONS,
     NEXT_RESPONSE,
+    group_key,
     in_postgres,
     window_durations,
 )
@@ -192,11 +193,15 @@ def assemble_summary(period: Period, done: dict[str, Any]) -> Summary:
 
 def counts(session: Session, period: Period, filters: Filters, dimension: str, *,
            now: datetime) -> dict[Any, TicketStats]:
-    """Ticket counts and SLA outcomes per dimension, without durations (contact reasons)."""
+    """Tickets per dimension value (contact reasons): the count alone, one grouped count
+    (a quarter of the figures' cost: no SLA clauses, no durations). ``now`` is unused and kept
+    for the callers' uniform signature."""
     if dimension not in DIMENSIONS:
         raise ValidationError(f"unknown dimension {dimension!r}", field="dimension")
-    return ticket_stats(session, _DIMENSION_COLUMNS[dimension][0], _created_in(period), filters,
-                        now=now, durations=())
+    key = _DIMENSION_COLUMNS[dimension][0].label("k")
+    rows = session.execute(select(key, func.count()).where(*_created_in(period),
+                                                           *filters.tickets()).group_by(key))
+    return {group_key(k, None): TicketStats(tickets=n) for k, n in rows}
 
 
 def table(session: Session, period: Period, filters: Filters, dimension: str, *,
