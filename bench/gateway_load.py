@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
 import httpx  # noqa: E402
+from scale_turns import frame  # noqa: E402
 from turn_latency import (  # noqa: E402
     KEFU_EN,
     VERIFIED,
@@ -84,7 +85,7 @@ async def ws_conversation(session: aiohttp.ClientSession, url: str, visitor: str
     """One customer in the widget: each turn from sending to the ``handled`` frame."""
     ws = await session.ws_connect(url)
     await ws.send_json({"type": "hello", "visitor": visitor, "token": None, "language": "zh"})
-    welcome = await ws.receive_json(timeout=60)
+    welcome = await frame(ws, 60)
     assert welcome["type"] == "welcome", welcome
     last_buttons: list[dict[str, str]] = []
     turns = 0
@@ -94,14 +95,14 @@ async def ws_conversation(session: aiohttp.ClientSession, url: str, visitor: str
             text, payload = (last_buttons[0]["title"], last_buttons[0]["payload"]) \
                 if last_buttons else ("1", None)
         client_id = f"m-{uuid.uuid4()}"
-        frame = {"type": "message", "client_id": client_id, "text": text}
+        sent = {"type": "message", "client_id": client_id, "text": text}
         if payload:
-            frame["payload"] = payload
+            sent["payload"] = payload
         started = time.perf_counter()
-        await ws.send_json(frame)
+        await ws.send_json(sent)
         buttons: list[dict[str, str]] = []
         while True:
-            reply = await ws.receive_json(timeout=300)
+            reply = await frame(ws, 300)  # not receive_json(timeout=): pings restart it
             if reply["type"] == "message" and reply.get("buttons"):
                 buttons = reply["buttons"]
             if reply["type"] == "handled" and reply["client_id"] == client_id:

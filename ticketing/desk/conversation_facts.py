@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select
@@ -23,14 +24,19 @@ from ticketing.desk.upsert import upsert
 CONVERSATION_GAP = timedelta(hours=24)  # a longer silence starts a new conversation
 
 
-def extend(session: Session, inbound_ids: Sequence[int]) -> None:
+class Arrival(NamedTuple):
+    """A message just stored: whose conversation, which channel, when."""
+
+    conversation_id: str
+    channel: str
+    received_at: datetime
+
+
+def extend(session: Session, arrivals: Sequence[Arrival]) -> None:
     """Fold newly stored inbound messages into their conversations, oldest first."""
     zone = ZoneInfo(schedule_of(session).timezone)
-    rows = session.execute(
-        select(InboundMessage.conversation_id, InboundMessage.channel, InboundMessage.received_at)
-        .where(InboundMessage.id.in_(list(inbound_ids))).order_by(InboundMessage.received_at)
-    ).all()
-    for conversation_id, channel, received_at in rows:
+    for conversation_id, channel, received_at in sorted(arrivals, key=lambda a: aware(
+            a.received_at)):
         _fold(session, conversation_id, channel, aware(received_at), zone)
 
 

@@ -70,7 +70,9 @@ def _noted(session: Session, flush_context: Any) -> None:
                 tickets.add(obj.ticket_id)
     for obj in session.new:
         if isinstance(obj, InboundMessage) and obj.id is not None:
-            session.info.setdefault(_INBOUND, []).append(obj.id)
+            # what folding needs, read here (no query for the row just written)
+            session.info.setdefault(_INBOUND, []).append(
+                conversation_facts.Arrival(obj.conversation_id, obj.channel, obj.received_at))
 
 
 def _before_commit(session: Session) -> None:
