@@ -14,7 +14,7 @@ RASA      := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(RASA_VENV)/bi
 # The assistant's training inputs; `rasa train` itself skips work when its fingerprint matches.
 TRAIN_ARGS := --config config.yml --domain bot/domain --data nlu_data --out models --fixed-model-name kefu
 
-.PHONY: help setup system-packages run run-cluster profile-turn test test-fast migrate demo-data worker bench bench-turns bench-gateway bench-desk bench-reports bench-ingest train shell eval-nlu validate clean
+.PHONY: help setup system-packages run run-cluster profile-turn test test-fast test-faults migrate demo-data worker bench bench-turns bench-gateway bench-scale bench-desk bench-reports bench-ingest train shell eval-nlu validate clean
 
 help:
 	@echo "make run    - set up, migrate, load demo data, start the stack (SQLite, no Redis needed)"
@@ -24,9 +24,11 @@ help:
 	@echo "make eval-nlu - NLU evaluation on tests/nlu (tuned vs Rasa's default pipeline),"
 	@echo "              tests/nlu_dev (out-of-scope rejection too) and product substitution"
 	@echo "make run-cluster - 2 gateways, 2 Rasa, 2 action servers, workers, desk on PostgreSQL + Redis"
+	@echo "make test-faults - the fault suite on that stack (KEFU_TEST_DATABASE_URL, KEFU_TEST_REDIS_URL)"
 	@echo "make profile-turn - where a turn's CPU goes (py-spy over gateway, Rasa, actions)"
 	@echo "make bench  - SLA timer benchmark; make bench-turns - assistant turn latency;"
 	@echo "              make bench-gateway - widget WebSocket vs straight to Rasa (see README)"
+	@echo "make bench-scale - stock Rasa vs make run vs the cluster at 1-100 conversations"
 
 $(APP_STAMP): pyproject.toml
 	@PY310=$$(sh scripts/python310.sh) || exit 1; \
@@ -84,6 +86,10 @@ test: system-packages setup train
 test-fast: system-packages $(APP_STAMP)
 	$(PY) -m pytest -x -q
 
+# kill -9 of each kind of process, a Redis restart and a PostgreSQL outage under load (issue 13)
+test-faults: setup train
+	$(PY) -m pytest -m faults tests/faults
+
 bench: $(APP_STAMP)
 	$(PY) bench/sla_timers.py --reset  # var/bench-sla.db unless KEFU_BENCH_DATABASE_URL is set
 
@@ -96,6 +102,9 @@ profile-turn: setup train
 
 bench-gateway: setup train
 	$(PY) bench/gateway_load.py
+
+bench-scale: setup train
+	$(PY) bench/scale.py  # PostgreSQL kefu_bench_scale (dropped and created each run), Redis db 13 (flushed)
 
 bench-desk: $(APP_STAMP)
 	$(PY) bench/desk_load.py  # PostgreSQL kefu_bench_desk (created and seeded) and Redis at 127.0.0.1
