@@ -366,8 +366,15 @@ class Gateway:
         await self._deliver(conversation)
 
     async def _deliver(self, conversation: str) -> None:
-        if self.deliver_now is not None:
+        """Deliver what was just queued; a failure here is the outbox's to retry (its poller),
+        never a reason to fail the turn that queued it."""
+        if self.deliver_now is None:
+            return
+        try:
             await self.deliver_now(conversation)
+        except Exception as exc:
+            log.warning("delivery to %s failed (%s); the outbox retries it", conversation,
+                        type(exc).__name__)
 
     async def say(self, channel: str, external_id: str, text: Text | str, *,
                   language: str = "zh", kind: str = "notice",

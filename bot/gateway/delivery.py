@@ -42,6 +42,8 @@ from ticketing.core.models import OutboxMessage
 
 log = logging.getLogger("kefu.gateway.delivery")
 
+RECORD_FIRST_PAUSE, RECORD_LAST_PAUSE = 0.25, 4.0  # seconds between tries to record a delivery
+
 
 @dataclass(frozen=True)
 class Row:
@@ -152,9 +154,31 @@ class Delivery:
         except Exception as exc:
             gw.metrics.delivery_failures.labels(channel_name).inc()
             return await self._failed(row, repr(exc))
-        await gw.db(lambda s: outbox.mark_delivered(s, message_id=row.id))
+        await self._record_delivery(row)
         gw.metrics.messages_out.labels(channel_name, row.kind).inc()
         return True
+
+    async def _record_delivery(self, row: Row) -> None:
+        """Record a delivery the customer already has, retrying while the database is away.
+
+        Giving up at once would leave the row due when its lease runs out, and it would be
+        sent again: the widget drops a repeated id, but a Telegram chat shows it twice. Only
+        past the lease (another gateway may be sending it by then) does the error stand.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.gateway.settings.lease_seconds
+        pause = RECORD_FIRST_PAUSE
+        while True:
+            try:
+                await self.gateway.db(lambda s: outbox.mark_delivered(s, message_id=row.id))
+                return
+            except Exception as exc:
+                if loop.time() + pause >= deadline:
+                    raise
+                log.warning("outbox %s was delivered but cannot be recorded yet (%s); retrying",
+                            row.id, type(exc).__name__)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RECORD_LAST_PAUSE)
 
     async def _run_intent(self, row: Row, intent: str) -> bool:
         """Let the assistant say it (CSAT, follow-up); False = show the row itself instead."""

@@ -51,7 +51,8 @@ class Outcome:
     """What happened to a message; ``reply`` is an immediate answer the channel shows itself."""
 
     # routed | duplicate | too_long | rate_limited | invalid (unreadable: never retry) |
-    # unavailable (the database is down: the widget retries)
+    # unavailable (the database is down: the widget retries) | deferred (stored; a database
+    # failure cut the turn short: replay.py answers it once, seconds later)
     status: str
     route: str | None = None
     inbound_id: int | None = None

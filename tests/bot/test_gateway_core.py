@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot import widget_token
 from bot.gateway.core import Gateway
@@ -398,3 +398,75 @@ def test_when_the_gateway_cannot_open_the_ticket_either_the_apology_stands(
         "我们的系统暂时不可用，请几分钟后再试一次；您的消息我们已记录。"]
     with session_factory() as s:
         assert handoffs.handed_off_ticket(s, conversation_id="widget:v-11111111") is None
+
+
+def test_a_turn_cut_short_by_the_database_after_storing_ends_and_is_replayed_once(
+        rig, session_factory, monkeypatch) -> None:
+    """The fault suite's PostgreSQL outage: connections dropped between storing a message and
+    queueing its answer. The turn must still end (no exception out of ``receive``: the widget
+    sends its ``handled`` frame) and the replay answers the message once, later."""
+    from sqlalchemy.exc import OperationalError
+
+    gateway, rasa, channel = rig
+    real_enqueue = outbox.enqueue
+    failures = [1]
+
+    def dropped(*args: Any, **kwargs: Any) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            raise OperationalError("INSERT INTO outbox ...", {},
+                                   Exception("terminating connection due to administrator command"))
+        return real_enqueue(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "enqueue", dropped)
+    outcome = asyncio.run(gateway.receive(msg("还在吗", "m1")))
+    assert outcome.status == "deferred" and outcome.inbound_id is not None
+    assert channel.texts("v-11111111") == []
+    assert gateway.metrics.registry.get_sample_value(
+        "kefu_gateway_errors_total", {"kind": "turn_interrupted"}) == 1
+    with session_factory() as s:
+        assert s.get(InboundMessage, outcome.inbound_id).handled_at is None
+    assert asyncio.run(replay_unhandled(gateway, older_than=0)) == 1
+    assert asyncio.run(replay_unhandled(gateway, older_than=0)) == 0
+    assert channel.texts("v-11111111") == ["echo: 还在吗"]
+    with session_factory() as s:
+        row = s.scalars(select(OutboxMessage).where(
+            OutboxMessage.conversation_id == "widget:v-11111111")).one()
+        assert row.payload["reply_to"] == outcome.inbound_id  # the answer names its question
+
+
+
+def test_a_delivery_the_database_cannot_record_at_once_is_recorded_not_sent_again(
+        rig, session_factory, monkeypatch) -> None:
+    """The fault suite's PostgreSQL outage: the answer reached the page, then recording it
+    failed. Retried until the database is back, the row is not sent a second time when its
+    lease runs out (a Telegram chat would show it twice)."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot.gateway import delivery as delivery_module
+
+    gateway, rasa, channel = rig
+    real_mark = outbox.mark_delivered
+    failures = [2]
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            raise OperationalError("UPDATE outbox ...", {},
+                                   Exception("terminating connection due to administrator command"))
+        return real_mark(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "mark_delivered", flaky)
+    monkeypatch.setattr(delivery_module, "RECORD_FIRST_PAUSE", 0.01)
+    outcome = asyncio.run(gateway.receive(msg("还在吗", "m1")))
+    assert outcome.route == "rasa" and failures == [0]
+    assert channel.texts("v-11111111") == ["echo: 还在吗"]
+    with session_factory() as s:
+        row = s.scalars(select(OutboxMessage).where(
+            OutboxMessage.conversation_id == "widget:v-11111111")).one()
+        assert row.delivered_at is not None
+        s.execute(update(OutboxMessage).values(  # as if the lease ran out
+            next_attempt_at=utcnow() - timedelta(seconds=1)))
+        s.commit()
+    asyncio.run(Delivery(gateway).poll_once())
+    assert channel.texts("v-11111111") == ["echo: 还在吗"]

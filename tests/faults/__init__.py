@@ -1,0 +1,1 @@
+"""The fault suite of issue 13 §3 (``make test-faults``)."""
