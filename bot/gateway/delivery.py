@@ -43,6 +43,8 @@ from ticketing.core.models import OutboxMessage
 log = logging.getLogger("kefu.gateway.delivery")
 
 RECORD_FIRST_PAUSE, RECORD_LAST_PAUSE = 0.25, 4.0  # seconds between tries to record a delivery
+LEASE_LIMIT = 50  # rows one lease takes; a full lease means more may wait behind it
+SENT, REPLACED = "sent", "replaced"  # what became of a leased row (False: it failed)
 
 
 @dataclass(frozen=True)
@@ -87,18 +89,36 @@ class Delivery:
                     return
 
     async def _rounds(self, conversation_id: str) -> bool:
-        """Lease and send until nothing is due; False after a failure (the rest waits)."""
+        """Lease and send until nothing is due; False after a failure (the rest waits).
+
+        What a lease sent is recorded in one transaction after it (a turn's two or three
+        answers: one commit, not one each), and another lease follows only when this one may
+        have left something behind: it was full, or a triggered intent queued new rows. Rows
+        queued meanwhile by others wake this conversation again (:meth:`wake`)."""
         gw = self.gateway
-        for _round in range(20):  # a triggered intent queues new rows: pick them up too
+        for _round in range(20):
             rows = await gw.db(lambda s: [Row.of(m) for m in outbox.lease_conversation(
-                s, conversation_id=conversation_id, lease_seconds=gw.settings.lease_seconds)])
+                s, conversation_id=conversation_id, lease_seconds=gw.settings.lease_seconds,
+                limit=LEASE_LIMIT)])
             if not rows:
                 return True
+            sent: list[Row] = []
+            again = len(rows) >= LEASE_LIMIT
             for row in rows:
-                if not await self._one(row):
-                    await gw.db(lambda s: outbox.hold_behind(
-                        s, failed_id=row.id, message_ids=[r.id for r in rows]))
-                    return False
+                done = await self._one(row)
+                if done is SENT:
+                    sent.append(row)
+                    continue
+                if done is REPLACED:
+                    again = True  # the assistant's own words were queued: send them next
+                    continue
+                await self._record_delivery(sent)
+                await gw.db(lambda s: outbox.hold_behind(
+                    s, failed_id=row.id, message_ids=[r.id for r in rows]))
+                return False
+            await self._record_delivery(sent)
+            if not again:
+                return True
         return True
 
     def wake(self, conversation_id: str) -> None:
@@ -131,7 +151,9 @@ class Delivery:
 
         return not self._young(await self.gateway.db(waiting_since))
 
-    async def _one(self, row: Row) -> bool:
+    async def _one(self, row: Row) -> str | bool:
+        """Send one leased row: SENT (to be recorded with its lease), REPLACED (the assistant
+        said it in its own words, queued as new rows), or False (failed: it backs off)."""
         gw = self.gateway
         channel_name, external_id = customers.split_conversation_id(row.conversation_id)
         channel = gw.channels.get(channel_name)
@@ -148,35 +170,44 @@ class Delivery:
         intent = row.payload.get("intent")
         if isinstance(intent, str) and intent:
             if await self._run_intent(row, intent):
-                return True
+                return REPLACED
         try:
             await channel.deliver(external_id, row.entry)
         except Exception as exc:
             gw.metrics.delivery_failures.labels(channel_name).inc()
             return await self._failed(row, repr(exc))
-        await self._record_delivery(row)
         gw.metrics.messages_out.labels(channel_name, row.kind).inc()
-        return True
+        return SENT
 
-    async def _record_delivery(self, row: Row) -> None:
-        """Record a delivery the customer already has, retrying while the database is away.
+    async def _record_delivery(self, rows: list[Row]) -> None:
+        """Record deliveries the customer already has (one transaction), retrying while the
+        database is away.
 
-        Giving up at once would leave the row due when its lease runs out, and it would be
-        sent again: the widget drops a repeated id, but a Telegram chat shows it twice. Only
-        past the lease (another gateway may be sending it by then) does the error stand.
+        Giving up at once would leave the rows due when their lease runs out, and they would
+        be sent again: the widget drops a repeated id, but a Telegram chat shows it twice.
+        Only past the lease (another gateway may be sending them by then) does the error
+        stand.
         """
+        if not rows:
+            return
+        ids = [row.id for row in rows]
+
+        def record(session: Session) -> None:
+            for message_id in ids:
+                outbox.mark_delivered(session, message_id=message_id)
+
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.gateway.settings.lease_seconds
         pause = RECORD_FIRST_PAUSE
         while True:
             try:
-                await self.gateway.db(lambda s: outbox.mark_delivered(s, message_id=row.id))
+                await self.gateway.db(record)
                 return
             except Exception as exc:
                 if loop.time() + pause >= deadline:
                     raise
-                log.warning("outbox %s was delivered but cannot be recorded yet (%s); retrying",
-                            row.id, type(exc).__name__)
+                log.warning("outbox %s delivered but cannot be recorded yet (%s); retrying",
+                            ids, type(exc).__name__)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RECORD_LAST_PAUSE)
 
