@@ -40,6 +40,7 @@ log = logging.getLogger("kefu.gateway.lock")
 PREFIX = "kefu:turn:"
 STALE_MS = 2000  # a waiter that has not polled for this long is gone (killed): skip it
 FIRST_POLL, LAST_POLL = 0.005, 0.05  # seconds between a waiter's polls (grows 1.5x per poll)
+RELEASE_WAIT = 2.0  # seconds a finished turn waits for its release before moving on
 NAMESPACE = 0x4B45  # "KE": the first key of our two-key advisory locks, apart from others'
 
 try:  # redis is a dependency, but the single-machine set-up must import without a server
@@ -116,6 +117,7 @@ class RedisTurnLock:
         self.max_wait = max_wait
         self.retry_after = retry_after  # after a Redis error, skip Redis this long (no stalls)
         self._down_until = 0.0
+        self._releasing: set[asyncio.Future[None]] = set()  # releases left to finish
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[bool]:
@@ -128,8 +130,25 @@ class RedisTurnLock:
         finally:
             if renewer is not None:
                 renewer.cancel()
-                await asyncio.gather(renewer, return_exceptions=True)
-                await self._call(_RELEASE, keys[:1], token)
+                await self._let_go(renewer, keys, token, key)
+
+    async def _let_go(self, renewer: asyncio.Task[None], keys: list[str], token: str,
+                      key: str) -> None:
+        """Stop renewing and release, waiting at most :data:`RELEASE_WAIT`: the turn is over
+        and its customer must hear so (the widget's ``handled``); a release that hangs on a
+        Redis connection finishes in the background, and the lock lapses after ``ttl`` anyway."""
+        async def release() -> None:
+            await asyncio.gather(renewer, return_exceptions=True)
+            await self._call(_RELEASE, keys[:1], token)
+
+        cleanup = asyncio.ensure_future(release())
+        done, _pending = await asyncio.wait({cleanup}, timeout=RELEASE_WAIT)
+        if not done:
+            self._releasing.add(cleanup)
+            cleanup.add_done_callback(self._releasing.discard)
+            log.warning("turn lock of %s: release still pending after %.0f s, left to finish "
+                        "in the background (the lock lapses after %.0f s)", key, RELEASE_WAIT,
+                        self.ttl_ms / 1000)
 
     async def _acquire(self, keys: list[str], token: str, key: str) -> bool:
         if time.monotonic() < self._down_until:

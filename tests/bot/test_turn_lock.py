@@ -152,6 +152,39 @@ def test_redis_down_fails_open_at_once_to_the_local_lane() -> None:
     assert asyncio.run(scenario()) == [False, False, False]
 
 
+class _ReleaseHangs:
+    """A Redis client whose lock is granted and renewed but whose release never answers
+    (a connection stuck mid-command)."""
+
+    def __init__(self) -> None:
+        self.releases = 0
+
+    async def eval(self, script: str, *args: object) -> int:
+        if "DEL" in script:
+            self.releases += 1
+            await asyncio.Event().wait()  # forever
+        return 1
+
+
+def test_a_release_that_hangs_does_not_hold_the_turn_open(monkeypatch, caplog) -> None:
+    """The turn ends (and the customer hears so) even when releasing its lock hangs: the
+    release goes on in the background and the lock lapses after its ttl."""
+    from bot.gateway import conversation_lock
+
+    monkeypatch.setattr(conversation_lock, "RELEASE_WAIT", 0.2)
+    client = _ReleaseHangs()
+
+    async def scenario() -> float:
+        lock = RedisTurnLock(client)
+        started = time.monotonic()
+        async with Lanes(shared=lock).hold("c") as held:
+            assert held
+        return time.monotonic() - started
+    assert asyncio.run(scenario()) < 1.5
+    assert client.releases == 1
+    assert "release still pending" in caplog.text
+
+
 @pytest.mark.postgres_only
 def test_postgres_advisory_lock_is_exclusive_and_in_order(pg_engine) -> None:
     locks = [PostgresTurnLock(pg_engine, max_wait=10) for _ in range(2)]
