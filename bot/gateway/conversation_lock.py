@@ -117,38 +117,43 @@ class RedisTurnLock:
         self.max_wait = max_wait
         self.retry_after = retry_after  # after a Redis error, skip Redis this long (no stalls)
         self._down_until = 0.0
-        self._releasing: set[asyncio.Future[None]] = set()  # releases left to finish
+        self._releasing: set[asyncio.Future[Any]] = set()  # renewals, releases left to finish
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[bool]:
         token = secrets.token_hex(12)
         keys = redis_keys(key)
         held = await self._acquire(keys, token, key)
-        renewer = asyncio.create_task(self._renew(keys, token, key)) if held else None
+        stop = asyncio.Event()
+        renewer = asyncio.create_task(self._renew(keys, token, key, stop)) if held else None
         try:
             yield held
         finally:
             if renewer is not None:
+                # a flag, not only a cancel: a cancellation swallowed inside a Redis call
+                # left a renewer renewing forever (the next turns waited 75 s for the lock)
+                stop.set()
                 renewer.cancel()
-                await self._let_go(renewer, keys, token, key)
+                self._in_background(renewer)
+                await self._let_go(keys, token, key)
 
-    async def _let_go(self, renewer: asyncio.Task[None], keys: list[str], token: str,
-                      key: str) -> None:
-        """Stop renewing and release, waiting at most :data:`RELEASE_WAIT`: the turn is over
-        and its customer must hear so (the widget's ``handled``); a release that hangs on a
-        Redis connection finishes in the background, and the lock lapses after ``ttl`` anyway."""
-        async def release() -> None:
-            await asyncio.gather(renewer, return_exceptions=True)
-            await self._call(_RELEASE, keys[:1], token)
-
-        cleanup = asyncio.ensure_future(release())
+    async def _let_go(self, keys: list[str], token: str, key: str) -> None:
+        """Release, waiting at most :data:`RELEASE_WAIT`: the turn is over and its customer
+        must hear so (the widget's ``handled``); a release that hangs on a Redis connection
+        finishes in the background, and the lock lapses after ``ttl`` anyway (a renewal still
+        in flight finds the lock gone and does not bring it back)."""
+        cleanup = asyncio.ensure_future(self._call(_RELEASE, keys[:1], token))
         done, _pending = await asyncio.wait({cleanup}, timeout=RELEASE_WAIT)
         if not done:
-            self._releasing.add(cleanup)
-            cleanup.add_done_callback(self._releasing.discard)
+            self._in_background(cleanup)
             log.warning("turn lock of %s: release still pending after %.0f s, left to finish "
                         "in the background (the lock lapses after %.0f s)", key, RELEASE_WAIT,
                         self.ttl_ms / 1000)
+
+    def _in_background(self, task: asyncio.Future[Any]) -> None:
+        if not task.done():
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
 
     async def _acquire(self, keys: list[str], token: str, key: str) -> bool:
         if time.monotonic() < self._down_until:
@@ -176,10 +181,17 @@ class RedisTurnLock:
             await asyncio.shield(self._call(_LEAVE, keys[1:3], token))
             raise
 
-    async def _renew(self, keys: list[str], token: str, key: str) -> None:
-        """Keep the turn while it runs; a lost lock is logged (the turn still finishes)."""
-        while True:
-            await asyncio.sleep(self.ttl_ms / 3000)
+    async def _renew(self, keys: list[str], token: str, key: str, stop: asyncio.Event) -> None:
+        """Keep the turn while it runs, until ``stop``; a lost lock is logged (the turn still
+        finishes)."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.ttl_ms / 3000)
+                return
+            except asyncio.TimeoutError:
+                pass
+            if stop.is_set():
+                return
             try:
                 if int(await self.client.eval(_RENEW, 1, keys[0], token, self.ttl_ms)) == 0:
                     log.warning("turn lock of %s lapsed while held", key)

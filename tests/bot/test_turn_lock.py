@@ -185,6 +185,45 @@ def test_a_release_that_hangs_does_not_hold_the_turn_open(monkeypatch, caplog) -
     assert "release still pending" in caplog.text
 
 
+class _SwallowsCancel:
+    """A Redis client whose renewal call swallows a cancellation (as a connection's own
+    error handling can): before the fix its renewer kept the lock forever."""
+
+    def __init__(self) -> None:
+        self.renewals = 0
+        self.releases = 0
+
+    async def eval(self, script: str, *args: object) -> int:
+        if "PEXPIRE" in script:
+            self.renewals += 1
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                pass  # swallowed
+            return 1
+        if "DEL" in script:
+            self.releases += 1
+        return 1
+
+
+def test_a_renewal_that_swallows_its_cancellation_stops_renewing() -> None:
+    client = _SwallowsCancel()
+
+    async def scenario() -> tuple[float, int]:
+        lock = RedisTurnLock(client, ttl=0.15)  # renews every 50 ms
+        started = time.monotonic()
+        async with Lanes(shared=lock).hold("c") as held:
+            assert held
+            await asyncio.sleep(0.12)  # a turn long enough to renew, ending mid-renewal
+        ended = time.monotonic() - started
+        renewed = client.renewals
+        await asyncio.sleep(0.3)  # the renewer must not go on
+        return ended, client.renewals - renewed
+    ended, later = asyncio.run(scenario())
+    assert ended < 1.0 and client.releases == 1
+    assert later <= 1  # at most the renewal that was in flight
+
+
 @pytest.mark.postgres_only
 def test_postgres_advisory_lock_is_exclusive_and_in_order(pg_engine) -> None:
     locks = [PostgresTurnLock(pg_engine, max_wait=10) for _ in range(2)]
