@@ -1,6 +1,6 @@
 """The production layout under ``scripts/run_cluster.py``, with the faults of issue 13 §3.
 
-Copied and extended from ``tests/test_run_cluster.py``'s helper: the cluster gets a Redis of
+Used by the fault suite and by ``tests/test_run_cluster.py``. The cluster gets a Redis of
 its own (a private ``redis-server`` on a free port, so it can be killed and started again
 without touching the shared one) and its own PostgreSQL database (made unreachable with
 ``ALLOW_CONNECTIONS false`` plus ``pg_terminate_backend``, never by stopping the shared
@@ -103,9 +103,11 @@ class Fault:
 
 
 class Cluster:
-    """``scripts/run_cluster.py`` with 2 gateways, 2 Rasa + 2 action servers, 2 workers."""
+    """``scripts/run_cluster.py`` with 2 gateways, 2 Rasa + 2 action servers, ``workers``
+    SLA workers, a webhook sender and a desk."""
 
-    def __init__(self, tmp: Path, database_url: str, *, env_extra: dict[str, str]) -> None:
+    def __init__(self, tmp: Path, database_url: str, *, env_extra: dict[str, str],
+                 workers: int = 2) -> None:
         self.var = tmp
         taken: set[int] = set()
         self.ports = {name: base_port(taken) for name in (
@@ -131,7 +133,7 @@ class Cluster:
         self.faults: list[Fault] = []
         self.proc = subprocess.Popen(
             [sys.executable, "scripts/run_cluster.py", "--gateways", "2", "--rasa", "2",
-             "--workers", "2", "--webhooks", "1", "--desks", "1"],
+             "--workers", str(workers), "--webhooks", "1", "--desks", "1"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 420
         assert self.proc.stdout is not None
@@ -167,13 +169,17 @@ class Cluster:
 
     # -- faults ----------------------------------------------------------------------------------
 
-    def kill(self, name: str) -> Fault:
-        """kill -9 one supervised process and wait until the supervisor has it ready again."""
+    def kill(self, name: str, *, wait: bool = True) -> Fault:
+        """kill -9 one supervised process and wait until the supervisor has it ready again
+        (``wait=False``: only until it is gone, to see the cluster without it)."""
         before = self.state()[name]
         pid = before["pid"]
         fault = Fault(f"kill -9 {name}", time.monotonic())
         os.kill(pid, signal.SIGKILL)
-        self.wait_ready(name, restarts=before.get("restarts", 0) + 1)
+        if wait:
+            self.wait_ready(name, restarts=before.get("restarts", 0) + 1)
+        else:
+            _wait_gone(pid)
         fault.ended = time.monotonic()
         self.faults.append(fault)
         return fault
@@ -232,3 +238,17 @@ class Cluster:
                 self.proc.wait(timeout=10)
         self.redis.kill()
         return self.log()
+
+
+def _wait_gone(pid: int, timeout: float = 10) -> None:
+    """Until the process is gone (a connection made in the moment it dies is a turn cut
+    short: that customer gets an apology and a ticket, tested apart)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.05)
