@@ -123,11 +123,16 @@ def client_token(token: str | None, environ: Mapping[str, str] | None = None) ->
     return token or dev_secret(TOKEN_SECRET, environ)
 
 
+# Kefu's own Redis stores (appending trackers, an atomic lock): why, in their modules
+REDIS_STORES = {"tracker": "bot.rasa_tracker_store.AppendingRedisTrackerStore",
+                "lock": "bot.rasa_lock_store.RedisMutexLockStore"}
+
+
 def _redis_store(url: str, *, kind: str) -> dict[str, object]:
     parts = urlsplit(url)
     db = int(parts.path.lstrip("/") or 0)
     store: dict[str, object] = {
-        "type": "redis",
+        "type": REDIS_STORES[kind],
         "url": parts.hostname or "127.0.0.1",
         "port": parts.port or 6379,
         "db": db,

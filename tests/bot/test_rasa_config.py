@@ -21,9 +21,11 @@ def test_redis_url_gives_redis_tracker_and_lock_store() -> None:
     settings = AssistantSettings.from_environ(
         {"KEFU_REDIS_URL": "redis://:s3cret@cache.local:6380/4", "KEFU_ACTION_PORT": "6000"})
     config = endpoints(settings)
-    assert config["tracker_store"] == {"type": "redis", "url": "cache.local", "port": 6380,
-                                       "db": 4, "key_prefix": "kefutracker", "password": "s3cret"}
-    assert config["lock_store"]["type"] == "redis" and config["lock_store"]["db"] == 4
+    assert config["tracker_store"] == {
+        "type": "bot.rasa_tracker_store.AppendingRedisTrackerStore", "url": "cache.local",
+        "port": 6380, "db": 4, "key_prefix": "kefutracker", "password": "s3cret"}
+    assert config["lock_store"]["type"] == "bot.rasa_lock_store.RedisMutexLockStore"
+    assert config["lock_store"]["db"] == 4 and config["lock_store"]["url"] == "cache.local"
     assert config["action_endpoint"]["url"] == "http://127.0.0.1:6000/webhook"
 
 

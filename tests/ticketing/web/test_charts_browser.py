@@ -30,7 +30,7 @@ STATIC = HERE.parents[2] / "ticketing" / "web" / "static"
 FILES = {"/charts.html": HERE / "charts_fixture.html",
          "/charts_fixture.js": HERE / "charts_fixture.js"}
 CHARTS = ("channels", "csat", "load", "reasons")
-LANDED = b"<!doctype html><title>tickets</title><p>tickets"
+LANDED = b'<!doctype html><title>tickets</title><link rel="icon" href="data:,"><p>tickets'  # no /favicon.ico request
 
 
 class Handler(BaseHTTPRequestHandler):
