@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.gateway import payloads, texts
@@ -47,6 +47,7 @@ from ticketing.shop import customers
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import IllegalTransition
 from ticketing.core.i18n import Text, language_of_text, normalize_language
+from ticketing.core.models import OutboxMessage
 
 log = logging.getLogger("kefu.gateway")
 
@@ -69,8 +70,10 @@ class Gateway:
         self.admission = Admission(capacity=settings.rasa_concurrency,
                                    anonymous=settings.rasa_anonymous_concurrency)
         self.channels: dict[str, Channel] = {}
-        # set by the delivery loop: deliver this conversation's outbox now
-        self.deliver_now: Callable[[str], Awaitable[None]] | None = None
+        # set by the delivery loop: deliver this conversation's outbox now (given rows: born
+        # leased here), and whether this process can reach the conversation's customer
+        self.deliver_now: Callable[..., Awaitable[None]] | None = None
+        self.reachable_here: Callable[[str], bool] = lambda conversation: False
 
     def register(self, channel: Channel) -> None:
         self.channels[channel.name] = channel
@@ -109,7 +112,11 @@ class Gateway:
             return Outcome("invalid", language=hinted, reply=texts.UNREADABLE.get(hinted))
         verdict = await self.limiter.check(conversation)
         try:
-            stored = await self.db(lambda s: self._store(s, msg, hinted, verdict.allowed))
+            try:
+                stored = await self.db(lambda s: self._store(s, msg, hinted, verdict.allowed))
+            except IntegrityError:  # stored before (a redelivery): look, then say so
+                stored = await self.db(lambda s: self._store(s, msg, hinted, verdict.allowed,
+                                                             assume_new=False))
         except (DataError, UnicodeError, ValueError) as exc:  # this message, not the database
             log.warning("a message of %s cannot be stored (%s)", conversation,
                         type(exc).__name__)  # not the text: it may hold personal data
@@ -165,11 +172,14 @@ class Gateway:
             return Outcome("routed", route="unsupported", inbound_id=inbound_id, language=language)
         return await self._to_rasa(msg, conversation, inbound_id, language, verified=verified)
 
-    def _store(self, session: Session, msg: Incoming, hinted: str, allowed: bool) -> _Stored | None:
+    def _store(self, session: Session, msg: Incoming, hinted: str, allowed: bool, *,
+               assume_new: bool = True) -> _Stored | None:
         """Identity, inbound row, language and the live handed-off ticket, in one transaction.
 
         Only a payload the bot offered is stored as one (so a replay after a restart sends it
-        the same way); any other is dropped and the message is the customer's words.
+        the same way); any other is dropped and the message is the customer's words. The row
+        is inserted without looking for a duplicate first (``assume_new``); a redelivered
+        message raises ``IntegrityError`` and the caller looks again.
         """
         identity = customers.identity_for(session, channel=msg.channel,
                                           external_id=msg.external_id, language=hinted)
@@ -183,7 +193,8 @@ class Gateway:
         body = msg.text or (texts.PHOTO_BODY.get(hinted) if msg.kind == "photo" else "")
         row, created = inbound.record(session, channel=msg.channel,
                                       conversation_id=identity.conversation_id,
-                                      dedupe_key=msg.dedupe_key, text=body, payload=payload)
+                                      dedupe_key=msg.dedupe_key, text=body, payload=payload,
+                                      assume_new=assume_new)
         if not created:
             return None
         language = normalize_language(language_of_text(msg.text) or identity.language or hinted)
@@ -193,9 +204,8 @@ class Gateway:
         if not allowed:
             inbound.mark_handled(session, message_id=row.id, route="rate_limited")
             return _Stored(row.id, language, None, verified, offered)
-        ticket = handoffs.handed_off_ticket(session, conversation_id=identity.conversation_id)
-        return _Stored(row.id, language, ticket.id if ticket is not None else None, verified,
-                       offered)
+        # the identity is the handoff's record (handoffs.handed_off_ticket reads it again)
+        return _Stored(row.id, language, identity.handed_off_ticket_id, verified, offered)
 
     # -- handed off: the ticket thread -------------------------------------------------------
 
@@ -353,25 +363,34 @@ class Gateway:
     async def _enqueue(self, conversation: str, language: str,
                        rows: list[tuple[str, dict[str, Any]]], *, inbound_id: int, route: str,
                        ticket_id: int | None = None) -> None:
-        def work(session: Session) -> None:
+        lease = self.settings.lease_seconds if self.reachable_here(conversation) else None
+
+        def work(session: Session) -> list[OutboxMessage] | None:
+            """The rows, born leased when this process delivers them and nothing is ahead."""
             identity = customers.identity_by_conversation(session, conversation_id=conversation)
             customer_id = identity.customer_id if identity is not None else None
-            for text, payload in rows:
-                outbox.enqueue(session, customer_id=customer_id, conversation_id=conversation,
-                               kind="bot", text=text, language=language,
-                               payload={**payload, REPLY_TO: inbound_id}, ticket_id=ticket_id)
+            leased_for = lease if lease and not outbox.has_pending(
+                session, conversation_id=conversation) else None
+            queued = [outbox.enqueue(session, customer_id=customer_id,
+                                     conversation_id=conversation, kind="bot", text=text,
+                                     language=language, payload={**payload, REPLY_TO: inbound_id},
+                                     ticket_id=ticket_id, leased_for=leased_for,
+                                     known_customer=True)
+                      for text, payload in rows]
             inbound.mark_handled(session, message_id=inbound_id, route=route, ticket_id=ticket_id)
+            return queued if leased_for else None
 
-        await self.db(work)
-        await self._deliver(conversation)
+        await self._deliver(conversation, await self.db(work))
 
-    async def _deliver(self, conversation: str) -> None:
-        """Deliver what was just queued; a failure here is the outbox's to retry (its poller),
-        never a reason to fail the turn that queued it."""
+    async def _deliver(self, conversation: str,
+                       leased: list[OutboxMessage] | None = None) -> None:
+        """Deliver what was just queued (``leased``: rows born leased to this process); a
+        failure here is the outbox's to retry (its poller), never a reason to fail the turn
+        that queued it."""
         if self.deliver_now is None:
             return
         try:
-            await self.deliver_now(conversation)
+            await self.deliver_now(conversation, leased)
         except Exception as exc:
             log.warning("delivery to %s failed (%s); the outbox retries it", conversation,
                         type(exc).__name__)

@@ -73,33 +73,43 @@ class Delivery:
         self._tasks: set[asyncio.Task[None]] = set()
         self._again: set[str] = set()  # woken while being delivered: look once more after
         gateway.deliver_now = self.conversation
+        gateway.reachable_here = self.reachable_here
 
-    async def conversation(self, conversation_id: str, *, ours: bool = False) -> None:
+    async def conversation(self, conversation_id: str,
+                           leased: list[OutboxMessage] | None = None, *,
+                           ours: bool = False) -> None:
         """Deliver everything due for one conversation, stopping at the first failure.
 
-        ``ours``: the caller already knows this gateway should (the poller checked the rows'
-        age), so no query asks again.
+        ``leased``: rows the caller queued born leased to this process (the turn's answers),
+        sent first without a lease of their own. ``ours``: the caller already knows this
+        gateway should (the poller checked the rows' age), so no query asks again.
         """
+        first = [Row.of(message) for message in leased] if leased else None
         async with self.lanes.hold(conversation_id):
-            if not ours and not await self._for_us(conversation_id):
+            if first is None and not ours and not await self._for_us(conversation_id):
                 return
             while True:
                 self._again.discard(conversation_id)
-                if not await self._rounds(conversation_id) or conversation_id not in self._again:
+                if not await self._rounds(conversation_id, first) or \
+                        conversation_id not in self._again:
                     return
+                first = None
 
-    async def _rounds(self, conversation_id: str) -> bool:
+    async def _rounds(self, conversation_id: str, leased: list[Row] | None = None) -> bool:
         """Lease and send until nothing is due; False after a failure (the rest waits).
 
         What a lease sent is recorded in one transaction after it (a turn's two or three
         answers: one commit, not one each), and another lease follows only when this one may
         have left something behind: it was full, or a triggered intent queued new rows. Rows
-        queued meanwhile by others wake this conversation again (:meth:`wake`)."""
+        queued meanwhile by others wake this conversation again (:meth:`wake`). Rows already
+        ``leased`` (born so) are the first round."""
         gw = self.gateway
         for _round in range(20):
-            rows = await gw.db(lambda s: [Row.of(m) for m in outbox.lease_conversation(
-                s, conversation_id=conversation_id, lease_seconds=gw.settings.lease_seconds,
-                limit=LEASE_LIMIT)])
+            rows = leased if leased is not None else await gw.db(
+                lambda s: [Row.of(m) for m in outbox.lease_conversation(
+                    s, conversation_id=conversation_id, lease_seconds=gw.settings.lease_seconds,
+                    limit=LEASE_LIMIT)])
+            leased = None
             if not rows:
                 return True
             sent: list[Row] = []
@@ -193,8 +203,7 @@ class Delivery:
         ids = [row.id for row in rows]
 
         def record(session: Session) -> None:
-            for message_id in ids:
-                outbox.mark_delivered(session, message_id=message_id)
+            outbox.mark_delivered_many(session, message_ids=ids)
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.gateway.settings.lease_seconds

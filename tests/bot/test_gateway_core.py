@@ -446,7 +446,7 @@ def test_a_delivery_the_database_cannot_record_at_once_is_recorded_not_sent_agai
     from bot.gateway import delivery as delivery_module
 
     gateway, rasa, channel = rig
-    real_mark = outbox.mark_delivered
+    real_mark = outbox.mark_delivered_many
     failures = [2]
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -456,7 +456,7 @@ def test_a_delivery_the_database_cannot_record_at_once_is_recorded_not_sent_agai
                                    Exception("terminating connection due to administrator command"))
         return real_mark(*args, **kwargs)
 
-    monkeypatch.setattr(outbox, "mark_delivered", flaky)
+    monkeypatch.setattr(outbox, "mark_delivered_many", flaky)
     monkeypatch.setattr(delivery_module, "RECORD_FIRST_PAUSE", 0.01)
     outcome = asyncio.run(gateway.receive(msg("还在吗", "m1")))
     assert outcome.route == "rasa" and failures == [0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,20 +31,30 @@ def record(
     text: str,
     payload: dict[str, object] | None = None,
     now: datetime | None = None,
+    assume_new: bool = False,
 ) -> tuple[InboundMessage, bool]:
-    """Store a message once; returns ``(row, created)`` — ``created`` is False for a duplicate."""
+    """Store a message once; returns ``(row, created)`` — ``created`` is False for a duplicate.
+
+    ``assume_new``: insert without looking for a duplicate first (one statement, not four:
+    a channel redelivers rarely); a duplicate then raises ``IntegrityError`` and the caller's
+    transaction is lost, so the caller runs again without it.
+    """
     if not dedupe_key or len(dedupe_key) > 128:
         raise ValidationError("dedupe_key must be 1-128 characters")
     if not conversation_id:
         raise ValidationError("conversation_id is required")
+    row = InboundMessage(channel=channel, conversation_id=conversation_id, dedupe_key=dedupe_key,
+                         text=(text or "")[:MAX_TEXT], payload=dict(payload or {}),
+                         received_at=now or utcnow())
+    if assume_new:
+        session.add(row)
+        session.flush()
+        return row, True
     query = select(InboundMessage).where(InboundMessage.channel == channel,
                                          InboundMessage.dedupe_key == dedupe_key)
     found = session.scalars(query).one_or_none()
     if found is not None:
         return found, False
-    row = InboundMessage(channel=channel, conversation_id=conversation_id, dedupe_key=dedupe_key,
-                         text=(text or "")[:MAX_TEXT], payload=dict(payload or {}),
-                         received_at=now or utcnow())
     try:
         with session.begin_nested():
             session.add(row)
@@ -56,18 +66,22 @@ def record(
 def mark_handled(
     session: Session, *, message_id: int, route: str, ticket_id: int | None = None,
     now: datetime | None = None,
-) -> InboundMessage:
-    """Record where the message went; the first route recorded wins."""
+) -> None:
+    """Record where the message went; the first route recorded wins (one UPDATE: no read)."""
     if route not in ROUTES:
         raise ValidationError(f"unknown route {route!r}")
-    row = session.get(InboundMessage, message_id)
-    if row is None:
+    row = session.identity_map.get(session.identity_key(InboundMessage, message_id))
+    if isinstance(row, InboundMessage):  # stored in this transaction: keep the object current
+        if row.handled_at is None:
+            row.handled_at, row.route, row.ticket_id = now or utcnow(), route, ticket_id
+        return
+    changed = session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id == message_id, InboundMessage.handled_at.is_(None))
+        .values(handled_at=now or utcnow(), route=route, ticket_id=ticket_id)
+    ).rowcount
+    if not changed and session.get(InboundMessage, message_id) is None:
         raise NotFound(inbound_message_id=message_id)
-    if row.handled_at is None:
-        row.handled_at = now or utcnow()
-        row.route = route
-        row.ticket_id = ticket_id
-    return row
 
 
 def unhandled(session: Session, *, received_before: datetime,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from ticketing.core.clock import utcnow
@@ -45,12 +45,20 @@ def enqueue(
     ticket_id: int | None = None,
     payload: dict[str, object] | None = None,
     now: datetime | None = None,
+    leased_for: float | None = None,
+    known_customer: bool = False,
 ) -> OutboxMessage:
     """Owe ``text`` to the customer; due at once.
 
     ``customer_id`` may be None for an anonymous visitor; the conversation is then required.
     Without a conversation the message goes to the customer's newest channel identity (and
     takes along what was already waiting for one, so it cannot overtake it).
+
+    ``leased_for``: the caller delivers the row itself right after commit (a gateway with the
+    customer's answers in hand), so it is born leased for that many seconds, as
+    :func:`lease_conversation` would leave it; only when nothing earlier is pending
+    (:func:`has_pending`), or the order would break. ``known_customer``: the id was read from
+    a row that references the customer, so it is not looked up again.
     """
     if not text or not text.strip():
         raise ValidationError("outbox text is empty")
@@ -58,7 +66,8 @@ def enqueue(
         raise ValidationError("outbox kind must be 1-24 characters")
     if customer_id is None and not conversation_id:
         raise ValidationError("an outbox message needs a customer or a conversation")
-    if customer_id is not None and session.get(Customer, customer_id) is None:
+    if customer_id is not None and not known_customer and \
+            session.get(Customer, customer_id) is None:
         raise CustomerNotFound(customer_id=customer_id)
     now = now or utcnow()
     if conversation_id is None and customer_id is not None:
@@ -74,7 +83,7 @@ def enqueue(
         language=normalize_language(language),
         payload=dict(payload or {}),
         created_at=now,
-        next_attempt_at=now,
+        next_attempt_at=now + timedelta(seconds=leased_for) if leased_for else now,
         attempts=0,
     )
     session.add(message)
@@ -246,6 +255,14 @@ def due(
     return messages
 
 
+def has_pending(session: Session, *, conversation_id: str) -> bool:
+    """Whether the conversation has a row not yet delivered (a new one must queue behind it)."""
+    return session.scalar(
+        select(OutboxMessage.id).where(OutboxMessage.conversation_id == conversation_id,
+                                       OutboxMessage.delivered_at.is_(None)).limit(1)
+    ) is not None
+
+
 def lease_conversation(
     session: Session,
     *,
@@ -295,6 +312,19 @@ def mark_delivered(
         message.delivered_at = now or utcnow()
         message.last_error = None
     return message
+
+
+def mark_delivered_many(session: Session, *, message_ids: list[int],
+                        now: datetime | None = None) -> int:
+    """Record the delivery of several rows in one statement; already recorded ones stay as
+    they are. Returns how many were recorded now."""
+    if not message_ids:
+        return 0
+    return session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(message_ids), OutboxMessage.delivered_at.is_(None))
+        .values(delivered_at=now or utcnow(), last_error=None)
+    ).rowcount
 
 
 def mark_failed(

@@ -34,9 +34,14 @@ PUBLISH_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
 
 
 def queued_for(session: Session) -> set[str]:
-    """Conversations with outbox rows added in this flush (rows without one wait for the poll)."""
+    """Conversations with outbox rows added in this flush (rows without one wait for the poll).
+
+    A row born leased (``outbox.enqueue(leased_for=...)``) is being delivered by the gateway
+    that queued it: waking the gateways for it would only send them looking for nothing.
+    """
     return {obj.conversation_id for obj in session.new
-            if isinstance(obj, OutboxMessage) and obj.conversation_id}
+            if isinstance(obj, OutboxMessage) and obj.conversation_id
+            and not obj.next_attempt_at > obj.created_at}
 
 
 def publish(client: Any, conversations: set[str], *, channel: str = CHANNEL) -> bool:

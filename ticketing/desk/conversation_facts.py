@@ -48,9 +48,10 @@ def _fold(session: Session, conversation_id: str, channel: str, at: datetime,
         .order_by(ConversationFact.started_at.desc()).limit(1)
     ).first()
     if latest is not None and at - aware(latest.last_message_at) <= CONVERSATION_GAP:
+        # no ticket lookup: a ticket opened for a chat credits its conversation when it is
+        # created (note_ticket); only a new conversation looks for one opened before it
         latest.messages += 1
         latest.last_message_at = max(aware(latest.last_message_at), at)
-        _attach_ticket(session, latest)
         return
     row = {"conversation_id": conversation_id, "channel": channel, "started_at": at,
            "started_day": at.astimezone(zone).date().isoformat(), "last_message_at": at,

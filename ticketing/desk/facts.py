@@ -86,8 +86,9 @@ def _before_commit(session: Session) -> None:
             return
         if inbound:
             conversation_facts.extend(session, inbound)
-        for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(sorted(chats)))):
-            conversation_facts.note_ticket(session, ticket)
+        if chats:
+            for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(sorted(chats)))):
+                conversation_facts.note_ticket(session, ticket)
         if tickets:
             refresh(session, sorted(tickets))
     session.flush()
