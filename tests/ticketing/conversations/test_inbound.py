@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from ticketing.conversations import inbound
 from ticketing.core import errors
@@ -21,6 +22,9 @@ def test_a_redelivered_message_is_stored_once(session) -> None:
     other, created_other = inbound.record(session, channel="widget", conversation_id="widget:v-1",
                                           dedupe_key="u100", text="hi", now=NOW)
     assert created_other and other.id != row.id  # keys are per channel
+    with pytest.raises(IntegrityError):  # inserted without looking: the caller looks again
+        inbound.record(session, channel="telegram", conversation_id="telegram:1",
+                       dedupe_key="u100", text="你好", now=NOW, assume_new=True)
 
 
 def test_routing_is_recorded_once_and_unhandled_rows_are_found(session) -> None:

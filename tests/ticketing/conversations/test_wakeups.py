@@ -51,6 +51,10 @@ def test_each_conversation_is_published_once_after_commit(session_factory, redis
         with session_factory.begin() as s:
             outbox.pending(s, conversation_id="widget:v-1")  # reads only
         assert _messages(listening) == []
+        with session_factory.begin() as s:  # born leased: its gateway is sending it already
+            outbox.enqueue(s, customer_id=None, conversation_id="widget:v-4", kind="bot",
+                           text="答", leased_for=30)
+        assert _messages(listening) == []
     finally:
         uninstall()
     _queue(session_factory, "widget:v-3")
