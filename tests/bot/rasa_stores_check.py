@@ -99,6 +99,27 @@ async def trackers(url: str) -> dict:
     out["legacy_latest"] = names(await ours.retrieve("old")) == expected
     out["legacy_key_left"] = bool(legacy.red.exists("kefutracker:tracker:old"))
     out["legacy_full"] = len((await ours.retrieve_full_tracker("old")).events) == len(old.events)
+    # the cache: the tracker saved here answers the next turn, unless Redis moved on or the
+    # tracker holds events never saved (a turn that broke)
+    other = AppendingRedisTrackerStore(DOMAIN, host=parts.hostname, port=parts.port, db=db,
+                                       key_prefix="kefutracker")  # a second Rasa server
+    mine = await ours.retrieve("cached")
+    mine = mine or await ours.create_tracker("cached")
+    for event in turn("一", "zh"):
+        mine.update(event)
+    await ours.save(mine)
+    out["cache_hit"] = await ours.retrieve("cached") is mine
+    theirs = await other.retrieve("cached")
+    for event in turn("two", "en"):
+        theirs.update(event)
+    await other.save(theirs)
+    fresh = await ours.retrieve("cached")
+    out["cache_sees_other_server"] = fresh is not mine and names(fresh) == names(theirs)
+    for event in turn("broken", "en"):
+        fresh.update(event)  # never saved
+    rebuilt = await ours.retrieve("cached")
+    out["cache_drops_unsaved"] = rebuilt is not fresh and names(rebuilt) == names(theirs)
+    await other.red.aclose() if hasattr(other.red, "aclose") else await other.red.close()
     await raw.aclose() if hasattr(raw, "aclose") else await raw.close()
     return out
 

@@ -58,6 +58,13 @@ def test_a_tracker_rasas_store_wrote_is_read_and_moved(seen: dict) -> None:
     assert not trackers["legacy_key_left"]
 
 
+def test_a_server_answers_with_the_tracker_it_saved_while_redis_agrees(seen: dict) -> None:
+    trackers = seen["trackers"]
+    assert trackers["cache_hit"]
+    assert trackers["cache_sees_other_server"]  # another server took a turn: rebuilt
+    assert trackers["cache_drops_unsaved"]  # a turn broke before its save: rebuilt
+
+
 def test_turns_of_one_conversation_take_the_lock_in_turn(seen: dict) -> None:
     locks = seen["locks"]
     assert locks["serial"] and locks["turns"] == 4  # two stores, as two Rasa servers
