@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -108,11 +109,14 @@ def read_collapsed(path: Path) -> collections.Counter[str]:
 
 
 def record(pids: dict[str, int], out: Path, rate: int) -> dict[str, subprocess.Popen[bytes]]:
+    """py-spy on each process; ``KEFU_PROFILE_GIL=1`` samples only the thread holding the GIL
+    (Python's CPU without the threads waiting for it, which plain sampling counts too)."""
     spies = {}
+    gil = ["--gil"] if os.environ.get("KEFU_PROFILE_GIL") == "1" else []
     for name, pid in pids.items():
         spies[name] = subprocess.Popen(
             [str(PY_SPY), "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
-             "--output", str(out / f"{name}.txt"), "--nonblocking"],
+             "--output", str(out / f"{name}.txt"), "--nonblocking", *gil],
             stdout=subprocess.DEVNULL, stderr=(out / f"{name}.spy.log").open("wb"))
     time.sleep(1.0)  # attached before the first turn
     return spies

@@ -1,7 +1,7 @@
 """Kefu's ``rasa`` command: the stock CLI, minus a cost no turn should pay, plus its token.
 
 Runs inside ``.venv-rasa`` (``python -m bot.rasa_server run ...`` takes every argument of
-``rasa``). Two things happen before Rasa's own ``main``:
+``rasa``). These happen before Rasa's own ``main``:
 
 - **Action responses are validated with one compiled validator.** Rasa 3.6 checks every
   action server response with ``jsonschema.validate(result, spec)``, which re-checks the
@@ -18,6 +18,13 @@ Runs inside ``.venv-rasa`` (``python -m bot.rasa_server run ...`` takes every ar
   would otherwise be checkpointed and deleted whenever the last one closed) and WAL keep the
   file consistent after any crash; what a power cut may cost is the last turns' events, which
   the gateway's own database (the system of record) still holds.
+- **Calls to the action server reuse their connections.** Rasa 3.6 opens a new aiohttp
+  session, and so a new TCP connection, for every action call (``EndpointConfig.request``),
+  which costs both Rasa and the action server a connection set-up per call. One session per
+  event loop and endpoint settings is kept instead; its idle connections are dropped after
+  :data:`ACTION_KEEPALIVE` seconds, before the action server's own keep-alive (Sanic: 5 s)
+  closes them under a request. A killed action server fails the call either way (a refused
+  connection or a dropped one), and the gateway answers with an apology and a ticket.
 - **The auth token comes from the environment** (``KEFU_RASA_TOKEN``, removed from it), never
   the command line that every local user can read with ``ps``.
 """
@@ -31,6 +38,8 @@ from functools import lru_cache
 from typing import Any
 
 TOKEN_VARIABLE = "KEFU_RASA_TOKEN"
+ACTION_KEEPALIVE = 2.0  # seconds an idle action-server connection is kept
+_SESSIONS: dict[tuple[int, Any], Any] = {}  # (event loop, endpoint settings) -> ClientSession
 
 
 @lru_cache(maxsize=1)
@@ -86,6 +95,40 @@ def _with_kept_sqlite_connections(original: Callable[[Any], dict[str, Any]]
     return create_engine_kwargs
 
 
+class _KeptSession:
+    """``async with`` over a shared ``aiohttp.ClientSession`` that is not closed after it."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    async def __aenter__(self) -> Any:
+        return self.session
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+
+def _kept_session(self: Any) -> _KeptSession:
+    """``EndpointConfig.session`` with one session per loop and headers/auth/timeout."""
+    import asyncio
+
+    import aiohttp
+    from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT
+
+    auth = (aiohttp.BasicAuth(self.basic_auth["username"], self.basic_auth["password"])
+            if self.basic_auth else None)
+    key = (id(asyncio.get_running_loop()),
+           (tuple(sorted((self.headers or {}).items())), auth))
+    session = _SESSIONS.get(key)
+    if session is None or session.closed:
+        session = aiohttp.ClientSession(
+            headers=self.headers, auth=auth,
+            timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+            connector=aiohttp.TCPConnector(keepalive_timeout=ACTION_KEEPALIVE))
+        _SESSIONS[key] = session
+    return _KeptSession(session)
+
+
 def install() -> None:
     """Cached action-response validation and the SQLite tracker store's connections and
     pragmas, before Rasa builds anything."""
@@ -99,6 +142,9 @@ def install() -> None:
     original = getattr(tracker_store, "create_engine_kwargs", None)
     if original is not None and not getattr(original, "kefu_pooled", False):
         tracker_store.create_engine_kwargs = _with_kept_sqlite_connections(original)
+    from rasa.utils.endpoints import EndpointConfig
+
+    EndpointConfig.session = _kept_session  # type: ignore[method-assign]
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
 

@@ -96,3 +96,50 @@ def test_the_sqlite_tracker_store_keeps_its_connections(tmp_path) -> None:
                             cwd=ROOT, env=rasa_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "QueuePool wal ['language']"
+
+
+ACTION_CALLS = r"""
+import asyncio, json
+from aiohttp import web
+from bot import rasa_server
+rasa_server.install()
+from rasa.utils.endpoints import EndpointConfig
+
+async def main():
+    peers = []
+
+    async def webhook(request):
+        peers.append(request.transport.get_extra_info("peername"))
+        return web.json_response({"events": [], "responses": []})
+
+    app = web.Application()
+    app.router.add_post("/webhook", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook")
+    answers = [await endpoint.request(json={"next_action": "action_x"}) for _ in range(3)]
+    same = endpoint.session().session is EndpointConfig(endpoint.url).session().session
+    await runner.cleanup()
+    try:  # the server is gone: the kept connection fails the call, it does not hang
+        await endpoint.request(json={"next_action": "action_x"})
+        gone = "answered"
+    except Exception as exc:
+        gone = type(exc).__name__
+    print(json.dumps({"connections": len(set(peers)), "answer": answers[0], "same": same,
+                      "gone": gone}))
+
+asyncio.run(main())
+"""
+
+
+def test_action_calls_keep_their_connection() -> None:
+    result = subprocess.run([str(RASA_PYTHON), "-c", ACTION_CALLS], cwd=ROOT, env=rasa_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["connections"] == 1  # three calls, one connection
+    assert seen["answer"] == {"events": [], "responses": []} and seen["same"]
+    assert seen["gone"] not in ("answered", "")  # a dead server fails the call at once
