@@ -8,7 +8,9 @@ blocked through each, and two servers can read the same document and hand out th
 ticket), then polls once a second while it waits. Here the lock is ``SET key token NX PX``
 (atomic, so two servers never both hold it), released by a compare-and-delete script (a lapsed
 lock is never freed for someone else's turn), and a waiter polls every few milliseconds,
-backing off to 50 ms. The gateway's own per-conversation lock already keeps a conversation's
+backing off to 50 ms. Commands are retried on a new connection after a Redis restart (a
+release lost to a closed connection would hold the conversation's next turns for the lock's
+lifetime, a minute). The gateway's own per-conversation lock already keeps a conversation's
 messages in order; this one guards Rasa's tracker against anything else that reaches Rasa for
 the same conversation (a desk's resume, a triggered intent, a second gateway after a lapse).
 """
@@ -30,6 +32,12 @@ from redis import asyncio as aioredis
 
 log = logging.getLogger("kefu.rasa.lock_store")
 
+# SET NX, or ours already: a retried SET whose first answer was lost must not wait for itself
+ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+"""
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -39,6 +47,21 @@ return 0
 FIRST_WAIT, LAST_WAIT = 0.002, 0.05  # seconds between tries while another turn holds it
 
 
+def client(*, host: str, port: int, db: int, username: str | None, password: str | None,
+           use_ssl: bool) -> aioredis.Redis:
+    """An asyncio Redis client that outlives a Redis restart: a command on a connection the
+    restart closed is sent again on a new one (redis-py 4.6, which Rasa pins, does not retry by
+    itself), and no call waits on a dead server for long."""
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError, TimeoutError
+    from redis.asyncio.retry import Retry
+
+    return aioredis.Redis(host=host, port=port, db=db, username=username, password=password,
+                          ssl=use_ssl, decode_responses=True, socket_connect_timeout=2,
+                          socket_timeout=10, retry=Retry(NoBackoff(), 2),
+                          retry_on_error=[ConnectionError, TimeoutError])
+
+
 class RedisMutexLockStore(LockStore):
     """``lock(conversation_id)`` as one Redis key per conversation held by one turn."""
 
@@ -46,14 +69,14 @@ class RedisMutexLockStore(LockStore):
                  redis: aioredis.Redis | None = None, key_prefix: str = "lock") -> None:
         config: dict[str, Any] = dict(endpoint_config.kwargs) if endpoint_config else {}
         if redis is None:
-            redis = aioredis.Redis(
-                host=endpoint_config.url if endpoint_config and endpoint_config.url
-                else "localhost",
-                port=int(config.get("port", 6379)), db=int(config.get("db", 0)),
-                username=config.get("username"), password=config.get("password"),
-                ssl=bool(config.get("use_ssl", False)), decode_responses=True)
+            redis = client(host=endpoint_config.url if endpoint_config and endpoint_config.url
+                           else "localhost",
+                           port=int(config.get("port", 6379)), db=int(config.get("db", 0)),
+                           username=config.get("username"), password=config.get("password"),
+                           use_ssl=bool(config.get("use_ssl", False)))
         self.red = redis
         self.key_prefix = str(config.get("key_prefix") or key_prefix)
+        self._acquire = self.red.register_script(ACQUIRE)
         self._release = self.red.register_script(RELEASE)
         super().__init__()
 
@@ -71,7 +94,7 @@ class RedisMutexLockStore(LockStore):
         lifetime_ms = max(1, int(lock_lifetime * 1000))
         deadline = time.monotonic() + lock_lifetime
         pause = FIRST_WAIT
-        while not await self.red.set(key, token, nx=True, px=lifetime_ms):
+        while not await self._acquire(keys=[key], args=[token, lifetime_ms]):
             if time.monotonic() >= deadline:
                 raise LockError(f"could not get the lock of {conversation_id} in "
                                 f"{lock_lifetime:.0f} s")

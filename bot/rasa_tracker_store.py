@@ -42,7 +42,8 @@ from rasa.shared.core.events import ActionExecuted, Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import SerializedTrackerAsText, TrackerStore
-from redis import asyncio as aioredis
+
+from bot.rasa_lock_store import client
 
 log = logging.getLogger("kefu.rasa.tracker_store")
 
@@ -105,8 +106,8 @@ class AppendingRedisTrackerStore(TrackerStore, SerializedTrackerAsText):
                  event_broker: EventBroker | None = None, record_exp: float | None = None,
                  key_prefix: str | None = None, use_ssl: bool = False,
                  **kwargs: Any) -> None:
-        self.red = aioredis.Redis(host=host, port=port, db=db, username=username,
-                                  password=password, ssl=use_ssl, decode_responses=True)
+        self.red = client(host=host, port=port, db=db, username=username, password=password,
+                          use_ssl=use_ssl)  # retried after a Redis restart
         self.record_exp = record_exp
         self.key_prefix = key_prefix or "tracker"
         self._read = self.red.register_script(READ_SESSION)

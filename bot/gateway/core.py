@@ -161,6 +161,20 @@ class Gateway:
         return msg.kind != "text" or bool(msg.text.strip() or msg.payload)
 
     async def route(self, msg: Incoming, conversation: str, inbound_id: int, language: str,
+                    ticket_id: int | None, *, verified: bool = False) -> Outcome:
+        """Answer a stored message (the assistant, the ticket thread); said once, whatever
+        ran twice: see :class:`AnsweredElsewhere`."""
+        try:
+            return await self._route(msg, conversation, inbound_id, language, ticket_id,
+                                     verified=verified)
+        except AnsweredElsewhere:
+            log.warning("message %s of %s was answered by another turn first; this one says "
+                        "nothing", inbound_id, conversation)
+            self.metrics.errors.labels("answered_elsewhere").inc()
+            return Outcome("routed", route="answered_elsewhere", inbound_id=inbound_id,
+                           language=language)
+
+    async def _route(self, msg: Incoming, conversation: str, inbound_id: int, language: str,
                      ticket_id: int | None, *, verified: bool = False) -> Outcome:
         if ticket_id is not None and msg.kind != "unsupported":
             routed = await self._to_ticket(msg, conversation, inbound_id, ticket_id, language)
@@ -230,8 +244,7 @@ class Gateway:
             else:  # never silence: first message after the handoff or a quiet spell
                 receipts.acknowledge(session, ticket=ticket, conversation_id=conversation,
                                      language=language, now=utcnow())
-            inbound.mark_handled(session, message_id=inbound_id, route="ticket",
-                                 ticket_id=ticket.id)
+            _claim(session, inbound_id, "ticket", ticket.id)
             return "ticket"
 
         if await self.db(work) == "ticket":
@@ -350,8 +363,7 @@ class Gateway:
                            kind="bot", text=texts.ASSISTANT_DOWN.get(language, number=ticket.number),
                            language=language, ticket_id=ticket.id,
                            payload={REPLY_TO: inbound_id})
-            inbound.mark_handled(session, message_id=inbound_id, route="fallback_ticket",
-                                 ticket_id=ticket.id)
+            _claim(session, inbound_id, "fallback_ticket", ticket.id)
 
         await self.db(work)
         self.metrics.handoffs.labels("assistant_unavailable").inc()
@@ -377,7 +389,7 @@ class Gateway:
                                      ticket_id=ticket_id, leased_for=leased_for,
                                      known_customer=True)
                       for text, payload in rows]
-            inbound.mark_handled(session, message_id=inbound_id, route=route, ticket_id=ticket_id)
+            _claim(session, inbound_id, route, ticket_id)
             return queued if leased_for else None
 
         await self._deliver(conversation, await self.db(work))
@@ -416,6 +428,21 @@ def _stored_language(msg: Incoming, language: str) -> str | None:
     order number); None when the words have one: Rasa reads it there, without the product
     names NLU found (``bot/nlu/speaker.py``), which this side cannot see."""
     return None if language_of_text(msg.text) else language
+
+
+class AnsweredElsewhere(Exception):
+    """Another turn routed the message first, so this one's transaction is rolled back.
+
+    Turns of a conversation are serial through the turn lock, but a turn that ran without it
+    (Redis away for a moment: the lock fails open) cannot be told from a dead one by a
+    gateway replaying unhandled messages. The database settles it: the transaction that marks
+    the message handled is the one whose answer stands (``inbound.mark_handled``).
+    """
+
+
+def _claim(session: Session, inbound_id: int, route: str, ticket_id: int | None = None) -> None:
+    if not inbound.mark_handled(session, message_id=inbound_id, route=route, ticket_id=ticket_id):
+        raise AnsweredElsewhere(inbound_id)
 
 
 @dataclass(frozen=True)

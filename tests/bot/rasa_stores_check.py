@@ -154,6 +154,10 @@ async def locks(url: str) -> dict:
     except LockError:
         out["waited_for_held"] = time.monotonic() - started >= 0.3
     out["left_after_turns"] = await one.red.exists("kefulock:c-1")
+    # Redis dropped every connection mid-turn (as a restart does): the release still lands
+    async with one.lock("c-3"):
+        await two.red.execute_command("CLIENT", "KILL", "TYPE", "normal")
+    out["released_after_drop"] = not await two.red.exists("kefulock:c-3")
     return out
 
 

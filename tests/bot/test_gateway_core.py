@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from bot import widget_token
 from bot.gateway.core import Gateway
@@ -30,7 +30,7 @@ from ticketing.desk import handoffs, ownership, tickets
 from ticketing.conversations.chat_history import HIDDEN, Entry
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import ConfigurationError
-from ticketing.core.models import InboundMessage, OutboxMessage, TicketMessage
+from ticketing.core.models import InboundMessage, OutboxMessage, Ticket, TicketMessage
 from tests.conftest import TEST_KEY
 from tests.ticketing.desk_setup import build_desk
 
@@ -470,3 +470,25 @@ def test_a_delivery_the_database_cannot_record_at_once_is_recorded_not_sent_agai
         s.commit()
     asyncio.run(Delivery(gateway).poll_once())
     assert channel.texts("v-11111111") == ["echo: 还在吗"]
+
+
+def test_a_message_routed_twice_is_answered_once(rig, session_factory) -> None:
+    """A turn that ran without its lock (Redis away a moment) and a replay elsewhere both
+    route one message: the first transaction to mark it handled answers; the other's
+    transaction (its answer, a fallback ticket) is rolled back."""
+    gateway, rasa, channel = rig
+    first = asyncio.run(gateway.receive(msg("还在吗", "m1")))
+    assert first.route == "rasa"
+    again = asyncio.run(gateway.route(msg("还在吗", "m1"), "widget:v-11111111", first.inbound_id,
+                                      "zh", None))
+    assert again.route == "answered_elsewhere"
+    rasa.down = True  # the second one's assistant fails: no second apology and ticket either
+    failed = asyncio.run(gateway.route(msg("还在吗", "m1"), "widget:v-11111111",
+                                       first.inbound_id, "zh", None))
+    assert failed.route == "answered_elsewhere"
+    assert channel.texts("v-11111111") == ["echo: 还在吗"]
+    with session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 0
+    assert gateway.metrics.registry.get_sample_value(
+        "kefu_gateway_errors_total", {"kind": "answered_elsewhere"}) == 2

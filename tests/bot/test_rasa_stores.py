@@ -71,3 +71,4 @@ def test_turns_of_one_conversation_take_the_lock_in_turn(seen: dict) -> None:
     assert locks["left_after_turns"] == 0
     assert locks["foreign_kept"]  # a lapsed holder does not free the next holder's lock
     assert locks["waited_for_held"]  # LockError only after waiting the lock's lifetime
+    assert locks["released_after_drop"]  # a connection Redis closed is not the end of it

@@ -66,15 +66,21 @@ def record(
 def mark_handled(
     session: Session, *, message_id: int, route: str, ticket_id: int | None = None,
     now: datetime | None = None,
-) -> None:
-    """Record where the message went; the first route recorded wins (one UPDATE: no read)."""
+) -> bool:
+    """Record where the message went; the first route recorded wins (one UPDATE: no read).
+
+    True when this call recorded it. On PostgreSQL a second transaction routing the same
+    message waits for the first one's row lock and then records nothing, so a caller that
+    answers only on True answers a message once, whatever ran twice before it.
+    """
     if route not in ROUTES:
         raise ValidationError(f"unknown route {route!r}")
     row = session.identity_map.get(session.identity_key(InboundMessage, message_id))
     if isinstance(row, InboundMessage):  # stored in this transaction: keep the object current
-        if row.handled_at is None:
-            row.handled_at, row.route, row.ticket_id = now or utcnow(), route, ticket_id
-        return
+        if row.handled_at is not None:
+            return False
+        row.handled_at, row.route, row.ticket_id = now or utcnow(), route, ticket_id
+        return True
     changed = session.execute(
         update(InboundMessage)
         .where(InboundMessage.id == message_id, InboundMessage.handled_at.is_(None))
@@ -82,6 +88,7 @@ def mark_handled(
     ).rowcount
     if not changed and session.get(InboundMessage, message_id) is None:
         raise NotFound(inbound_message_id=message_id)
+    return bool(changed)
 
 
 def unhandled(session: Session, *, received_before: datetime,
