@@ -10,12 +10,13 @@ What reaches Rasa is bounded and never trusted: the text is cleaned of what cann
 (``text_hygiene.py``), typed text can never be read as an intent and only the first
 ``KEFU_NLU_MAX_CHARS`` characters are parsed, a button payload counts only if the bot offered
 it (``payloads.py``), and turns wait for a slot with verified customers first
-(``admission.py``). An assistant that answers a message with nothing at all (an action server
-that died mid-turn) is treated like one that is down: apology and ticket, never silence.
-A turn that breaks after its message was stored (the database dropped every connection
-between storing and answering) ends with the status ``deferred``: the channel still closes
-the turn (the widget's ``handled`` frame) and ``replay.py`` answers the message a few seconds
-later, once.
+(``admission.py``); that half of a turn is ``assistant_turn.py``. An assistant that answers a
+message with nothing at all (an action server that died mid-turn) is treated like one that is
+down: apology and ticket, never silence. A message is answered by the turn whose transaction
+marks it handled (``answered.py``), once, whatever ran twice. A turn that breaks after its
+message was stored (the database dropped every connection between storing and answering) ends
+with the status ``deferred``: the channel still closes the turn (the widget's ``handled``
+frame) and ``replay.py`` answers the message a few seconds later, once.
 """
 
 from __future__ import annotations
@@ -28,19 +29,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.gateway import payloads, texts
-from bot.gateway.admission import Admission, Overloaded
+from bot.gateway.admission import Admission
+from bot.gateway.answered import REPLY_TO, AnsweredElsewhere, claim
+from bot.gateway.assistant_turn import AssistantTurn
 from bot.gateway.lanes import Lanes
-from bot.gateway.messages import Channel, Incoming, Outcome, cleaned, rasa_rows
+from bot.gateway.messages import Channel, Incoming, Outcome, cleaned
 from bot.gateway.metrics import GatewayMetrics
 from bot.gateway.ratelimit import RateLimiter
 from bot.gateway.settings import GatewaySettings
-from bot.rasa_client import AsyncRasaClient, handoff_marker, unavailable_marker
-from ticketing.conversations import chat_history, inbound, outbox
+from bot.rasa_client import AsyncRasaClient
+from ticketing.conversations import inbound, outbox
 from ticketing.core import audit
 from ticketing.desk import handoffs, receipts, tickets
 from ticketing.shop import customers
@@ -51,12 +53,8 @@ from ticketing.core.models import OutboxMessage
 
 log = logging.getLogger("kefu.gateway")
 
-# outbox payload key: the inbound message a bot answer or apology answers, so an operator (and
-# the fault suite) can tell a message answered twice, or answers out of order, from the rows
-REPLY_TO = "reply_to"
 
-
-class Gateway:
+class Gateway(AssistantTurn):
     def __init__(self, *, settings: GatewaySettings, session_factory: sessionmaker[Session],
                  rasa: AsyncRasaClient, limiter: RateLimiter, metrics: GatewayMetrics,
                  pii_key: bytes) -> None:
@@ -244,7 +242,7 @@ class Gateway:
             else:  # never silence: first message after the handoff or a quiet spell
                 receipts.acknowledge(session, ticket=ticket, conversation_id=conversation,
                                      language=language, now=utcnow())
-            _claim(session, inbound_id, "ticket", ticket.id)
+            claim(session, inbound_id, "ticket", ticket.id)
             return "ticket"
 
         if await self.db(work) == "ticket":
@@ -261,114 +259,6 @@ class Gateway:
         """
         await self.rasa.resume(conversation)
         await self.db(lambda s: handoffs.release(s, conversation_id=conversation))
-
-    # -- the assistant -----------------------------------------------------------------------
-
-    async def _to_rasa(self, msg: Incoming, conversation: str, inbound_id: int,
-                       language: str, *, verified: bool = False) -> Outcome:
-        channel = self.channels.get(msg.channel)
-        if channel is not None:
-            await _quietly(channel.typing(msg.external_id, True))
-        # an offered payload as it is; anything typed as words, never an intent, and bounded
-        message = msg.payload or payloads.for_nlu(msg.text, max_chars=self.settings.nlu_max_chars)
-        started = time.perf_counter()
-        try:
-            async with self.admission.slot(verified=verified, timeout=self.settings.rasa_timeout):
-                started = time.perf_counter()
-                answers = await asyncio.wait_for(
-                    self.rasa.send(conversation, message, verified=verified,
-                                   language=_stored_language(msg, language)),
-                    timeout=self.settings.rasa_timeout)
-        except Overloaded:
-            log.warning("no assistant slot for %s in %.0f s (verified: %s)", conversation,
-                        self.settings.rasa_timeout, verified)
-            self.metrics.errors.labels("overloaded").inc()
-            if verified:
-                return await self._assistant_failed(msg, conversation, inbound_id, language)
-            await self._enqueue(conversation, language, [(texts.BUSY.get(language), {})],
-                                inbound_id=inbound_id, route="refused")  # stored, not answered
-            return Outcome("routed", route="busy", inbound_id=inbound_id, language=language)
-        except (httpx.HTTPError, asyncio.TimeoutError, ValueError) as exc:
-            kind = "rasa_timeout" if isinstance(exc, asyncio.TimeoutError) else "rasa_unavailable"
-            log.warning("assistant failed for %s (%s): handing off", conversation, kind)
-            self.metrics.errors.labels(kind).inc()
-            return await self._assistant_failed(msg, conversation, inbound_id, language)
-        finally:
-            if channel is not None:
-                await _quietly(channel.typing(msg.external_id, False))
-        self.metrics.rasa_latency.observe(time.perf_counter() - started)
-        if not answers:
-            return await self._silent_assistant(msg, conversation, inbound_id, language)
-        broken = unavailable_marker(answers)
-        if broken is not None:
-            fallback = await self._actions_without_backend(msg, conversation, inbound_id,
-                                                           language, broken)
-            if fallback is not None:
-                return fallback
-        marker = handoff_marker(answers)
-        ticket_id = marker.get("ticket_id") if marker else None
-        if marker:
-            self.metrics.handoffs.labels(str(marker.get("reason") or "assistant")).inc()
-        await self._enqueue(conversation, language, rasa_rows(answers), inbound_id=inbound_id,
-                            route="rasa", ticket_id=ticket_id if isinstance(ticket_id, int) else None)
-        return Outcome("routed", route="rasa", inbound_id=inbound_id, language=language)
-
-    async def _silent_assistant(self, msg: Incoming, conversation: str, inbound_id: int,
-                                language: str) -> Outcome:
-        """Rasa answered a customer's message with nothing at all: never leave them in silence.
-
-        Every rule and action of Kefu's assistant says something to a customer's message, so
-        an empty answer means a turn broke halfway (the action server died or timed out: Rasa
-        logs it and carries on without the action's words). The customer gets the apology and
-        ticket of an assistant that is down, unless the conversation is meanwhile handed to a
-        person, whose ticket then gets the message.
-        """
-        ticket_id = await self.db(lambda s: _handed_off_id(s, conversation))
-        if ticket_id is not None:
-            routed = await self._to_ticket(msg, conversation, inbound_id, ticket_id, language)
-            if routed is not None:
-                return routed
-        log.warning("the assistant answered %s with nothing (an action failed?): handing off",
-                    conversation)
-        self.metrics.errors.labels("rasa_empty_answer").inc()
-        return await self._assistant_failed(msg, conversation, inbound_id, language)
-
-    async def _actions_without_backend(self, msg: Incoming, conversation: str, inbound_id: int,
-                                       language: str, marker: dict[str, Any]) -> Outcome | None:
-        """An action failed and the action server could not reach the database to open a ticket.
-
-        The gateway just stored this message in that database, so it can usually do what the
-        action server could not: the Rasa-down path (a ticket, a handoff, an apology with the
-        ticket number) instead of "please try again later". None when that fails too: then
-        the assistant's own apology is delivered.
-        """
-        log.warning("actions could not reach the database for %s (%s failed): handing off",
-                    conversation, marker.get("failed_action"))
-        self.metrics.errors.labels("actions_backend_unavailable").inc()
-        try:
-            return await self._assistant_failed(msg, conversation, inbound_id, language)
-        except Exception:
-            log.exception("no fallback ticket either for %s", conversation)
-            return None
-
-    async def _assistant_failed(self, msg: Incoming, conversation: str, inbound_id: int,
-                                language: str) -> Outcome:
-        """Apology, a ticket with the customer's words, and a person takes the conversation."""
-        def work(session: Session) -> None:
-            transcript = chat_history.transcript(session, conversation_id=conversation)
-            ticket = handoffs.open_for_conversation(
-                session, conversation_id=conversation, text=msg.text or "—", language=language,
-                transcript=transcript)
-            outbox.enqueue(session, customer_id=ticket.customer_id, conversation_id=conversation,
-                           kind="bot", text=texts.ASSISTANT_DOWN.get(language, number=ticket.number),
-                           language=language, ticket_id=ticket.id,
-                           payload={REPLY_TO: inbound_id})
-            _claim(session, inbound_id, "fallback_ticket", ticket.id)
-
-        await self.db(work)
-        self.metrics.handoffs.labels("assistant_unavailable").inc()
-        await self._deliver(conversation)
-        return Outcome("routed", route="fallback_ticket", inbound_id=inbound_id, language=language)
 
     # -- answers out -------------------------------------------------------------------------
 
@@ -389,7 +279,7 @@ class Gateway:
                                      ticket_id=ticket_id, leased_for=leased_for,
                                      known_customer=True)
                       for text, payload in rows]
-            _claim(session, inbound_id, route, ticket_id)
+            claim(session, inbound_id, route, ticket_id)
             return queued if leased_for else None
 
         await self._deliver(conversation, await self.db(work))
@@ -423,28 +313,6 @@ class Gateway:
         await self._deliver(conversation)
 
 
-def _stored_language(msg: Incoming, language: str) -> str | None:
-    """The language Rasa is to keep for a message that has none of its own (a button, an
-    order number); None when the words have one: Rasa reads it there, without the product
-    names NLU found (``bot/nlu/speaker.py``), which this side cannot see."""
-    return None if language_of_text(msg.text) else language
-
-
-class AnsweredElsewhere(Exception):
-    """Another turn routed the message first, so this one's transaction is rolled back.
-
-    Turns of a conversation are serial through the turn lock, but a turn that ran without it
-    (Redis away for a moment: the lock fails open) cannot be told from a dead one by a
-    gateway replaying unhandled messages. The database settles it: the transaction that marks
-    the message handled is the one whose answer stands (``inbound.mark_handled``).
-    """
-
-
-def _claim(session: Session, inbound_id: int, route: str, ticket_id: int | None = None) -> None:
-    if not inbound.mark_handled(session, message_id=inbound_id, route=route, ticket_id=ticket_id):
-        raise AnsweredElsewhere(inbound_id)
-
-
 @dataclass(frozen=True)
 class _Stored:
     """What storing a message found out (see :meth:`Gateway._store`)."""
@@ -454,15 +322,3 @@ class _Stored:
     ticket_id: int | None  # the live handed-off ticket
     verified: bool  # a shop account stands behind this conversation (admission priority)
     payload_offered: bool  # the message's payload was one of the bot's buttons
-
-
-def _handed_off_id(session: Session, conversation: str) -> int | None:
-    ticket = handoffs.handed_off_ticket(session, conversation_id=conversation)
-    return ticket.id if ticket is not None else None
-
-
-async def _quietly(call: Awaitable[None]) -> None:
-    try:
-        await call
-    except Exception as exc:  # an indicator is never worth failing a message for
-        log.debug("typing indicator failed: %s", exc)
