@@ -45,20 +45,25 @@ end
 return 0
 """
 FIRST_WAIT, LAST_WAIT = 0.002, 0.05  # seconds between tries while another turn holds it
+RETRIES = 8  # a command refused by a restarting Redis: tried again after 0.1, 0.2, 0.4, 0.5 s...
+RETRY_SECONDS = 3
 
 
 def client(*, host: str, port: int, db: int, username: str | None, password: str | None,
            use_ssl: bool) -> aioredis.Redis:
     """An asyncio Redis client that outlives a Redis restart: a command on a connection the
-    restart closed is sent again on a new one (redis-py 4.6, which Rasa pins, does not retry by
-    itself), and no call waits on a dead server for long."""
-    from redis.backoff import NoBackoff
-    from redis.exceptions import ConnectionError, TimeoutError
+    restart closed, or refused while Redis starts again, is sent again on a new one for about
+    :data:`RETRY_SECONDS` (redis-py 4.6, which Rasa pins, does not retry by itself), so a
+    second's restart costs a turn that long instead of an apology and a ticket. Every command
+    sent through it is safe to repeat (reads, the count-checked append, the token-checked lock)."""
     from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError, TimeoutError
 
     return aioredis.Redis(host=host, port=port, db=db, username=username, password=password,
                           ssl=use_ssl, decode_responses=True, socket_connect_timeout=2,
-                          socket_timeout=10, retry=Retry(NoBackoff(), 2),
+                          socket_timeout=10,
+                          retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), RETRIES),
                           retry_on_error=[ConnectionError, TimeoutError])
 
 
