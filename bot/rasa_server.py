@@ -24,7 +24,10 @@ Runs inside ``.venv-rasa`` (``python -m bot.rasa_server run ...`` takes every ar
   event loop and endpoint settings is kept instead; its idle connections are dropped after
   :data:`ACTION_KEEPALIVE` seconds, before the action server's own keep-alive (Sanic: 5 s)
   closes them under a request. A killed action server fails the call either way (a refused
-  connection or a dropped one), and the gateway answers with an apology and a ticket.
+  connection or a dropped one), and the gateway answers with an apology and a ticket; but a
+  call whose connection is refused (nothing was sent: the action server is starting again
+  after a crash) is tried again for up to :data:`ACTION_CONNECT_RETRY` seconds, so only the
+  turns that were inside the dead server pay for it.
 - **The auth token comes from the environment** (``KEFU_RASA_TOKEN``, removed from it), never
   the command line that every local user can read with ``ps``.
 """
@@ -39,6 +42,7 @@ from typing import Any
 
 TOKEN_VARIABLE = "KEFU_RASA_TOKEN"
 ACTION_KEEPALIVE = 2.0  # seconds an idle action-server connection is kept
+ACTION_CONNECT_RETRY = 6.0  # seconds a refused action-server connection is tried again
 _SESSIONS: dict[tuple[int, Any], Any] = {}  # (event loop, endpoint settings) -> ClientSession
 
 
@@ -129,6 +133,28 @@ def _kept_session(self: Any) -> _KeptSession:
     return _KeptSession(session)
 
 
+def _retrying_connect(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``EndpointConfig.request`` that tries a refused connection again (nothing was sent)."""
+    async def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        import asyncio
+
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + ACTION_CONNECT_RETRY, 0.1
+        while True:
+            try:
+                return await original(self, *args, **kwargs)
+            except aiohttp.ClientConnectorError:
+                if loop.time() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    request.kefu_retrying = True  # type: ignore[attr-defined]
+    return request
+
+
 def install() -> None:
     """Cached action-response validation and the SQLite tracker store's connections and
     pragmas, before Rasa builds anything."""
@@ -145,6 +171,8 @@ def install() -> None:
     from rasa.utils.endpoints import EndpointConfig
 
     EndpointConfig.session = _kept_session  # type: ignore[method-assign]
+    if not getattr(EndpointConfig.request, "kefu_retrying", False):
+        EndpointConfig.request = _retrying_connect(EndpointConfig.request)  # type: ignore
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
 

@@ -128,8 +128,18 @@ async def main():
         gone = "answered"
     except Exception as exc:
         gone = type(exc).__name__
-    print(json.dumps({"connections": len(set(peers)), "answer": answers[0], "same": same,
-                      "gone": gone}))
+    # an action server starting again: refused for a moment, then the call goes through
+    late = web.AppRunner(app)
+    async def start_late():
+        await asyncio.sleep(0.5)
+        await late.setup()
+        await web.TCPSite(late, "127.0.0.1", port).start()
+    starter = asyncio.ensure_future(start_late())
+    back = await endpoint.request(json={"next_action": "action_x"})
+    await starter
+    await late.cleanup()
+    print(json.dumps({"connections": len(set(peers[:3])), "answer": answers[0], "same": same,
+                      "gone": gone, "back": back}))
 
 asyncio.run(main())
 """
@@ -142,4 +152,5 @@ def test_action_calls_keep_their_connection() -> None:
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["connections"] == 1  # three calls, one connection
     assert seen["answer"] == {"events": [], "responses": []} and seen["same"]
-    assert seen["gone"] not in ("answered", "")  # a dead server fails the call at once
+    assert seen["gone"] not in ("answered", "")  # a dead server fails the call
+    assert seen["back"] == {"events": [], "responses": []}  # refused, then answered
