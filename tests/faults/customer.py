@@ -27,6 +27,7 @@ import aiohttp
 RETRY_UNAVAILABLE = 3.0
 TURN_LIMIT = 150.0  # seconds a customer waits for one turn before the test calls it silence
 STUCK = 15.0  # seconds without a ``handled`` frame before the customer looks at the inbound row
+CONNECT_WAIT = 10.0  # seconds for one WebSocket handshake before trying again
 
 
 @dataclass
@@ -85,8 +86,10 @@ class Customer:
         pause = 0.3
         while time.monotonic() < deadline:
             try:
-                ws = await self._session.ws_connect(self.urls[i], heartbeat=None,
-                                                    timeout=aiohttp.ClientWSTimeout(ws_close=5))
+                ws = await asyncio.wait_for(  # a handshake never answered must not hang here
+                    self._session.ws_connect(self.urls[i], heartbeat=None,
+                                             timeout=aiohttp.ClientWSTimeout(ws_close=5)),
+                    timeout=CONNECT_WAIT)
                 await ws.send_json({"type": "hello", "visitor": self.visitor, "token": None,
                                     "language": self.language})
                 welcome = await ws.receive_json(timeout=30)

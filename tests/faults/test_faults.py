@@ -157,9 +157,10 @@ async def _load(cluster: Cluster, factory, stopping: threading.Event,
         people = [Customer(_visitor(k), ("zh", "en", "en")[k % 3], urls, routed_async)
                   for k in range(CONVERSATIONS)]
         customers_out.extend(people)
-        await asyncio.gather(*(p.open(session) for p in people))
 
         async def converse(k: int, person: Customer) -> None:
+            # each page opens on its own: one slow handshake holds up only its customer
+            await person.open(session)
             await asyncio.sleep(rng.uniform(0, 3))
             for n in range(MAX_TURNS):
                 if stopping.is_set():
