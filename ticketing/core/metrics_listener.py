@@ -11,7 +11,6 @@ process carries on without its listener.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -35,10 +34,10 @@ class ListenerConfig:
     host: str = DEFAULT_HOST
 
 
-def listener_config(environ: Mapping[str, str] | None = None) -> ListenerConfig:
-    """``KEFU_METRICS_PORT`` and ``KEFU_METRICS_HOST``; a port that is not one is logged and
-    treated as unset (metrics are not worth a process that will not start)."""
-    env = os.environ if environ is None else environ
+def listener_config(env: Mapping[str, str]) -> ListenerConfig:
+    """``KEFU_METRICS_PORT`` and ``KEFU_METRICS_HOST`` of the environment a process's ``main``
+    hands in; a port that is not one is logged and treated as unset (metrics are not worth a
+    process that will not start)."""
     host = (env.get(HOST_VARIABLE) or "").strip() or DEFAULT_HOST
     raw = (env.get(PORT_VARIABLE) or "").strip()
     if not raw or raw.lower() in ("off", "no", "false", "none"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 import time
@@ -261,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  report.candidates, report.fired, report.dispatch.dispatched,
                  report.dispatch.undispatched)
         return 0
-    start_listener(metrics.registry, listener_config(), process="worker")  # KEFU_METRICS_PORT
+    start_listener(metrics.registry, listener_config(os.environ), process="worker")
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     worker.run()

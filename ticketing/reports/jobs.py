@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 import time
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  run.resolved)
         return 0
     metrics = AlertJobMetrics()
-    start_listener(metrics.registry, listener_config(), process="alerts")  # KEFU_METRICS_PORT
+    start_listener(metrics.registry, listener_config(os.environ), process="alerts")
     job = AlertJob(session_factory, every_minutes=args.every, metrics=metrics)
     signal.signal(signal.SIGTERM, job.stop)
     signal.signal(signal.SIGINT, job.stop)

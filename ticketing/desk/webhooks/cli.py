@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from typing import TextIO
@@ -191,7 +192,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if args.command != "run":
         return admin_command(args, session_factory, cipher, out or sys.stdout)
     try:
-        return run_worker(args, session_factory, cipher, listener_config())  # KEFU_METRICS_PORT
+        return run_worker(args, session_factory, cipher, listener_config(os.environ))
     except ConfigurationError as exc:
         log.error("%s", exc.detail)
         return 2
