@@ -28,6 +28,12 @@ Runs inside ``.venv-rasa`` (``python -m bot.rasa_server run ...`` takes every ar
   call whose connection is refused (nothing was sent: the action server is starting again
   after a crash) is tried again for up to :data:`ACTION_CONNECT_RETRY` seconds, so only the
   turns that were inside the dead server pay for it.
+- **A serving Rasa runs TensorFlow's kernels on the thread that asks** (one inter-op and one
+  intra-op thread, unless the environment sets ``TF_INTER_OP_PARALLELISM_THREADS`` /
+  ``TF_INTRA_OP_PARALLELISM_THREADS``): a turn's DIET call is a few small matrix products,
+  and TensorFlow's default pools (a thread per core each) handed every op to another thread
+  and back, CPU spent on waking threads rather than on the model, on cores the gateway and
+  the action server need (docs/performance.md). Training keeps the defaults.
 - **The auth token comes from the environment** (``KEFU_RASA_TOKEN``, removed from it), never
   the command line that every local user can read with ``ps``.
 """
@@ -41,6 +47,8 @@ from functools import lru_cache
 from typing import Any
 
 TOKEN_VARIABLE = "KEFU_RASA_TOKEN"
+SERVING_TF_THREADS = {"TF_INTER_OP_PARALLELISM_THREADS": "1",
+                      "TF_INTRA_OP_PARALLELISM_THREADS": "1"}  # read by Rasa's main
 ACTION_KEEPALIVE = 2.0  # seconds an idle action-server connection is kept
 ACTION_CONNECT_RETRY = 6.0  # seconds a refused action-server connection is tried again
 _SESSIONS: dict[tuple[int, Any], Any] = {}  # (event loop, endpoint settings) -> ClientSession
@@ -183,8 +191,16 @@ def argv_with_token(argv: list[str], environ: dict[str, str] | os._Environ[str])
     return [*argv, "--auth-token", token] if token else list(argv)
 
 
+def serving_environment(argv: list[str], environ: dict[str, str] | os._Environ[str]) -> None:
+    """TensorFlow on the asking thread for ``rasa run`` (see the module's docstring)."""
+    if argv[:1] == ["run"]:
+        for name, value in SERVING_TF_THREADS.items():
+            environ.setdefault(name, value)
+
+
 def main() -> None:
     install()
+    serving_environment(sys.argv[1:], os.environ)
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *argv_with_token(sys.argv[1:], os.environ)]
