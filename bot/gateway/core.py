@@ -42,7 +42,7 @@ from bot.gateway.metrics import GatewayMetrics
 from bot.gateway.ratelimit import RateLimiter
 from bot.gateway.settings import GatewaySettings
 from bot.rasa_client import AsyncRasaClient
-from ticketing.conversations import inbound, outbox
+from ticketing.conversations import answers, inbound, outbox
 from ticketing.core import audit
 from ticketing.desk import handoffs, receipts, tickets
 from ticketing.shop import customers
@@ -269,18 +269,12 @@ class Gateway(AssistantTurn):
 
         def work(session: Session) -> list[OutboxMessage] | None:
             """The rows, born leased when this process delivers them and nothing is ahead."""
-            identity = customers.identity_by_conversation(session, conversation_id=conversation)
-            customer_id = identity.customer_id if identity is not None else None
-            leased_for = lease if lease and not outbox.has_pending(
-                session, conversation_id=conversation) else None
-            queued = [outbox.enqueue(session, customer_id=customer_id,
-                                     conversation_id=conversation, kind="bot", text=text,
-                                     language=language, payload={**payload, REPLY_TO: inbound_id},
-                                     ticket_id=ticket_id, leased_for=leased_for,
-                                     known_customer=True)
-                      for text, payload in rows]
+            queued = answers.queue(session, conversation_id=conversation, language=language,
+                                   answers=[(text, {**payload, REPLY_TO: inbound_id})
+                                            for text, payload in rows],
+                                   ticket_id=ticket_id, lease_seconds=lease)
             claim(session, inbound_id, route, ticket_id)
-            return queued if leased_for else None
+            return queued
 
         await self._deliver(conversation, await self.db(work))
 

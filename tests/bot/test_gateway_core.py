@@ -24,7 +24,7 @@ from bot.gateway.ratelimit import RateLimiter
 from bot.gateway.replay import replay_unhandled
 from bot.gateway.settings import GatewaySettings
 from bot.gateway.telegram import callback_data, keyboard
-from ticketing.conversations import outbox
+from ticketing.conversations import answers, outbox
 from ticketing.shop import customers
 from ticketing.desk import handoffs, ownership, tickets
 from ticketing.conversations.chat_history import HIDDEN, Entry
@@ -408,7 +408,7 @@ def test_a_turn_cut_short_by_the_database_after_storing_ends_and_is_replayed_onc
     from sqlalchemy.exc import OperationalError
 
     gateway, rasa, channel = rig
-    real_enqueue = outbox.enqueue
+    real_queue = answers.queue
     failures = [1]
 
     def dropped(*args: Any, **kwargs: Any) -> Any:
@@ -416,9 +416,9 @@ def test_a_turn_cut_short_by_the_database_after_storing_ends_and_is_replayed_onc
             failures[0] -= 1
             raise OperationalError("INSERT INTO outbox ...", {},
                                    Exception("terminating connection due to administrator command"))
-        return real_enqueue(*args, **kwargs)
+        return real_queue(*args, **kwargs)
 
-    monkeypatch.setattr(outbox, "enqueue", dropped)
+    monkeypatch.setattr(answers, "queue", dropped)
     outcome = asyncio.run(gateway.receive(msg("还在吗", "m1")))
     assert outcome.status == "deferred" and outcome.inbound_id is not None
     assert channel.texts("v-11111111") == []

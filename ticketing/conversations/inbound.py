@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,11 @@ from ticketing.core.models import InboundMessage
 MAX_TEXT = 4000  # characters; the gateway refuses longer messages before they get here
 ROUTES = ("rasa", "ticket", "fallback_ticket", "refused", "rate_limited", "verification",
           "unsupported")
+# session.info key: (conversation_id, channel, received_at) of the messages this transaction
+# stored, for the reports' conversation facts (``ticketing.desk.facts`` folds them in before
+# the commit); rows the ORM flushes are noted by that module's own listener
+ARRIVALS = "kefu.inbound.arrivals"
+_INSERT = insert(InboundMessage).returning(InboundMessage.id)
 
 
 def record(
@@ -37,7 +42,8 @@ def record(
 
     ``assume_new``: insert without looking for a duplicate first (one statement, not four:
     a channel redelivers rarely); a duplicate then raises ``IntegrityError`` and the caller's
-    transaction is lost, so the caller runs again without it.
+    transaction is lost, so the caller runs again without it. The row returned is then not
+    in the session (its id and columns as stored).
     """
     if not dedupe_key or len(dedupe_key) > 128:
         raise ValidationError("dedupe_key must be 1-128 characters")
@@ -46,9 +52,13 @@ def record(
     row = InboundMessage(channel=channel, conversation_id=conversation_id, dedupe_key=dedupe_key,
                          text=(text or "")[:MAX_TEXT], payload=dict(payload or {}),
                          received_at=now or utcnow())
-    if assume_new:
-        session.add(row)
-        session.flush()
+    if assume_new:  # on the connection, not a unit-of-work flush: every turn stores one
+        row.id = session.connection().execute(_INSERT, {
+            "channel": row.channel, "conversation_id": row.conversation_id,
+            "dedupe_key": row.dedupe_key, "text": row.text, "payload": row.payload,
+            "received_at": row.received_at}).scalar_one()
+        session.info.setdefault(ARRIVALS, []).append(
+            (row.conversation_id, row.channel, row.received_at))
         return row, True
     query = select(InboundMessage).where(InboundMessage.channel == channel,
                                          InboundMessage.dedupe_key == dedupe_key)
@@ -61,6 +71,13 @@ def record(
     except IntegrityError:  # the same update arrived twice at once
         return session.scalars(query).one(), False
     return row, True
+
+
+_MARK_HANDLED = (update(InboundMessage)
+                 .where(InboundMessage.id == bindparam("message_id"),
+                        InboundMessage.handled_at.is_(None))
+                 .values(handled_at=bindparam("handled_at"), route=bindparam("route"),
+                         ticket_id=bindparam("ticket_id")))
 
 
 def mark_handled(
@@ -81,11 +98,11 @@ def mark_handled(
             return False
         row.handled_at, row.route, row.ticket_id = now or utcnow(), route, ticket_id
         return True
-    changed = session.execute(
-        update(InboundMessage)
-        .where(InboundMessage.id == message_id, InboundMessage.handled_at.is_(None))
-        .values(handled_at=now or utcnow(), route=route, ticket_id=ticket_id)
-    ).rowcount
+    # on the connection: the row is not loaded here (looked for above), so the ORM's search
+    # of the session for it would be work for nothing, on every turn
+    changed = session.connection().execute(_MARK_HANDLED, {
+        "message_id": message_id, "handled_at": now or utcnow(), "route": route,
+        "ticket_id": ticket_id}).rowcount
     if not changed and session.get(InboundMessage, message_id) is None:
         raise NotFound(inbound_message_id=message_id)
     return bool(changed)

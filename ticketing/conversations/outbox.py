@@ -45,7 +45,6 @@ def enqueue(
     ticket_id: int | None = None,
     payload: dict[str, object] | None = None,
     now: datetime | None = None,
-    leased_for: float | None = None,
     known_customer: bool = False,
 ) -> OutboxMessage:
     """Owe ``text`` to the customer; due at once.
@@ -54,11 +53,9 @@ def enqueue(
     Without a conversation the message goes to the customer's newest channel identity (and
     takes along what was already waiting for one, so it cannot overtake it).
 
-    ``leased_for``: the caller delivers the row itself right after commit (a gateway with the
-    customer's answers in hand), so it is born leased for that many seconds, as
-    :func:`lease_conversation` would leave it; only when nothing earlier is pending
-    (:func:`has_pending`), or the order would break. ``known_customer``: the id was read from
-    a row that references the customer, so it is not looked up again.
+    ``known_customer``: the id was read from a row that references the customer, so it is not
+    looked up again. (A gateway's own answers, born leased to it, are queued by
+    :mod:`ticketing.conversations.answers`.)
     """
     if not text or not text.strip():
         raise ValidationError("outbox text is empty")
@@ -83,7 +80,7 @@ def enqueue(
         language=normalize_language(language),
         payload=dict(payload or {}),
         created_at=now,
-        next_attempt_at=now + timedelta(seconds=leased_for) if leased_for else now,
+        next_attempt_at=now,
         attempts=0,
     )
     session.add(message)
@@ -317,10 +314,11 @@ def mark_delivered(
 def mark_delivered_many(session: Session, *, message_ids: list[int],
                         now: datetime | None = None) -> int:
     """Record the delivery of several rows in one statement; already recorded ones stay as
-    they are. Returns how many were recorded now."""
+    they are. Returns how many were recorded now. Run on the connection (the gateway's rows
+    are not loaded in this session): rows a caller loaded here are not refreshed."""
     if not message_ids:
         return 0
-    return session.execute(
+    return session.connection().execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(message_ids), OutboxMessage.delivered_at.is_(None))
         .values(delivered_at=now or utcnow(), last_error=None)

@@ -36,8 +36,9 @@ PUBLISH_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
 def queued_for(session: Session) -> set[str]:
     """Conversations with outbox rows added in this flush (rows without one wait for the poll).
 
-    A row born leased (``outbox.enqueue(leased_for=...)``) is being delivered by the gateway
-    that queued it: waking the gateways for it would only send them looking for nothing.
+    A row not yet due is not announced. (A gateway's answers born leased to it, which it
+    delivers itself, are written by :mod:`ticketing.conversations.answers` outside the ORM
+    and never announced either.)
     """
     return {obj.conversation_id for obj in session.new
             if isinstance(obj, OutboxMessage) and obj.conversation_id

@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ticketing.core.clock import aware
+from ticketing.core.models.base import UTCDateTime
 from ticketing.core.models import ConversationFact, InboundMessage, Ticket, TicketEvent
 from ticketing.core.settings import schedule_of
 from ticketing.desk.upsert import upsert
@@ -42,16 +43,9 @@ def extend(session: Session, arrivals: Sequence[Arrival]) -> None:
 
 def _fold(session: Session, conversation_id: str, channel: str, at: datetime,
           zone: ZoneInfo) -> None:
-    latest = session.scalars(
-        select(ConversationFact).where(ConversationFact.conversation_id == conversation_id,
-                                       ConversationFact.started_at <= at)
-        .order_by(ConversationFact.started_at.desc()).limit(1)
-    ).first()
-    if latest is not None and at - aware(latest.last_message_at) <= CONVERSATION_GAP:
+    if _continued(session, conversation_id, at):
         # no ticket lookup: a ticket opened for a chat credits its conversation when it is
         # created (note_ticket); only a new conversation looks for one opened before it
-        latest.messages += 1
-        latest.last_message_at = max(aware(latest.last_message_at), at)
         return
     row = {"conversation_id": conversation_id, "channel": channel, "started_at": at,
            "started_day": at.astimezone(zone).date().isoformat(), "last_message_at": at,
@@ -61,6 +55,35 @@ def _fold(session: Session, conversation_id: str, channel: str, at: datetime,
         ConversationFact.conversation_id == conversation_id,
         ConversationFact.started_at == at)).one()
     _attach_ticket(session, fresh)
+
+
+_AT = bindparam("at", type_=UTCDateTime())
+_LATEST_START = (select(ConversationFact.started_at)
+                 .where(ConversationFact.conversation_id == bindparam("conversation"),
+                        ConversationFact.started_at <= _AT)
+                 .order_by(ConversationFact.started_at.desc()).limit(1).scalar_subquery())
+# the latest conversation gets the message when its last one is recent enough: one statement
+# a turn (the stored message of every turn comes here), built once, run as Core
+_CONTINUE = (update(ConversationFact)
+             .where(ConversationFact.conversation_id == bindparam("conversation"),
+                    ConversationFact.started_at == _LATEST_START,
+                    ConversationFact.last_message_at >= bindparam("since", type_=UTCDateTime()))
+             .values(messages=ConversationFact.messages + 1,
+                     last_message_at=case(
+                         (ConversationFact.last_message_at < _AT, _AT),
+                         else_=ConversationFact.last_message_at)))
+
+
+def _continued(session: Session, conversation_id: str, at: datetime) -> bool:
+    """Count the message in the conversation it continues; False when it starts a new one.
+
+    Run on the session's connection, not through the ORM (which would look for the row among
+    loaded objects first): a row this transaction loaded is only ever a new conversation's,
+    whose ``messages`` nothing reads afterwards.
+    """
+    changed = session.connection().execute(
+        _CONTINUE, {"conversation": conversation_id, "at": at, "since": at - CONVERSATION_GAP})
+    return bool(changed.rowcount)
 
 
 def _attach_ticket(session: Session, conversation: ConversationFact) -> None:

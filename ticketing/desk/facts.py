@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from ticketing.conversations import inbound
 from ticketing.core.clock import aware, utcnow
 from ticketing.core.models import (
     Customer,
@@ -45,7 +46,7 @@ from ticketing.desk.sla import SlaConfig
 log = logging.getLogger(__name__)
 
 _TICKETS = "kefu.facts.tickets"
-_INBOUND = "kefu.facts.inbound"
+_INBOUND = inbound.ARRIVALS
 _CHATS = "kefu.facts.chat_tickets"
 _SLA_TARGETS = {
     TimerKind.FIRST_RESPONSE: "first_response",
@@ -72,7 +73,7 @@ def _noted(session: Session, flush_context: Any) -> None:
         if isinstance(obj, InboundMessage) and obj.id is not None:
             # what folding needs, read here (no query for the row just written)
             session.info.setdefault(_INBOUND, []).append(
-                conversation_facts.Arrival(obj.conversation_id, obj.channel, obj.received_at))
+                (obj.conversation_id, obj.channel, obj.received_at))
 
 
 def _before_commit(session: Session) -> None:
@@ -80,12 +81,12 @@ def _before_commit(session: Session) -> None:
     for _ in range(3):
         session.flush()
         tickets = session.info.pop(_TICKETS, set())
-        inbound = session.info.pop(_INBOUND, [])
+        arrivals = session.info.pop(_INBOUND, [])
         chats = session.info.pop(_CHATS, set())
-        if not tickets and not inbound and not chats:
+        if not tickets and not arrivals and not chats:
             return
-        if inbound:
-            conversation_facts.extend(session, inbound)
+        if arrivals:
+            conversation_facts.extend(session, [conversation_facts.Arrival(*a) for a in arrivals])
         if chats:
             for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(sorted(chats)))):
                 conversation_facts.note_ticket(session, ticket)

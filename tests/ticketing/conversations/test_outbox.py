@@ -153,23 +153,3 @@ def test_retry_now_hold_behind_replace_and_recent(session, make) -> None:
     assert a.delivered_at == NOW and a.payload["replaced"] is True
     assert [m.text for m in outbox.recent(session, conversation_id="tg-1", limit=2)] == ["c", "b"]
 
-
-def test_rows_born_leased_wait_for_their_lease_and_are_recorded_in_one_go(session, make) -> None:
-    """A gateway queues its answers leased to itself (it sends them at once) when nothing is
-    ahead of them; their delivery is then recorded by one statement, once."""
-    customer = make.customer()
-    assert not outbox.has_pending(session, conversation_id="widget:v-born")
-    rows = [outbox.enqueue(session, customer_id=customer.id, conversation_id="widget:v-born",
-                           kind="bot", text=text, now=NOW, leased_for=30, known_customer=True)
-            for text in ("第一", "第二")]
-    assert outbox.has_pending(session, conversation_id="widget:v-born")
-    assert [row.next_attempt_at for row in rows] == [NOW + timedelta(seconds=30)] * 2
-    assert outbox.due(session, now=NOW + timedelta(seconds=10)) == []  # no poller takes them
-    ids = [row.id for row in rows]
-    assert outbox.mark_delivered_many(session, message_ids=ids, now=NOW) == 2
-    assert outbox.mark_delivered_many(session, message_ids=ids, now=NOW + timedelta(1)) == 0
-    assert outbox.mark_delivered_many(session, message_ids=[]) == 0
-    session.expire_all()
-    assert {row.delivered_at for row in session.scalars(
-        select(OutboxMessage).where(OutboxMessage.id.in_(ids)))} == {NOW}
-    assert not outbox.has_pending(session, conversation_id="widget:v-born")

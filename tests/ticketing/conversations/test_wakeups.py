@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ticketing.conversations import outbox, wakeups
+from ticketing.conversations import answers, outbox, wakeups
 
 
 @pytest.fixture
@@ -52,8 +52,8 @@ def test_each_conversation_is_published_once_after_commit(session_factory, redis
             outbox.pending(s, conversation_id="widget:v-1")  # reads only
         assert _messages(listening) == []
         with session_factory.begin() as s:  # born leased: its gateway is sending it already
-            outbox.enqueue(s, customer_id=None, conversation_id="widget:v-4", kind="bot",
-                           text="答", leased_for=30)
+            answers.queue(s, conversation_id="widget:v-4", answers=[("答", {})],
+                          language="zh", lease_seconds=30)
         assert _messages(listening) == []
     finally:
         uninstall()

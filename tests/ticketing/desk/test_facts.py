@@ -125,3 +125,25 @@ def test_backfill_and_rebuild_recompute_from_the_source_rows(
         assert len(s.scalars(select(ConversationFact)).all()) == 2
     assert facts.rebuild(session_factory) == 3
     assert facts.backfill(session_factory) == 0
+
+
+def test_messages_extend_their_conversation_until_a_day_of_silence(
+        session_factory: sessionmaker[Session]) -> None:
+    def record(key: str, at: timedelta) -> None:
+        with session_factory.begin() as s:
+            inbound.record(s, channel="widget", conversation_id="w-2", dedupe_key=key,
+                           text="hi", now=NOW + at)
+
+    record("a", 0 * H)
+    record("b", 2 * H)
+    record("c", 1 * H)  # arrives late: counted, the last message stays the latest
+    with session_factory.begin() as s:  # two in one transaction
+        for key, at in (("d", 3 * H), ("e", 4 * H)):
+            inbound.record(s, channel="widget", conversation_id="w-2", dedupe_key=key,
+                           text="hi", now=NOW + at)
+    record("f", 29 * H)  # 25 hours after "e": a new conversation
+    with session_factory() as s:
+        rows = s.scalars(select(ConversationFact).where(ConversationFact.conversation_id == "w-2")
+                         .order_by(ConversationFact.started_at)).all()
+        assert [(r.started_at, r.last_message_at, r.messages) for r in rows] == [
+            (NOW, NOW + 4 * H, 5), (NOW + 29 * H, NOW + 29 * H, 1)]
