@@ -6,10 +6,12 @@ opens one unit of work with ``with session_factory.begin() as session:``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -45,14 +47,46 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    ping_idle = not kwargs.get("pool_pre_ping", False)  # a caller may ask for every checkout
     if url.startswith("postgresql"):
         # short OLTP queries: JIT compilation costs more than it saves (bench/desk_load.py saw
         # +50 ms per queue query at 100,000 tickets)
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("options", "-c jit=off")
         kwargs["connect_args"] = connect_args
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if ping_idle:
+        ping_when_idle(engine)
+    return engine
+
+
+IDLE_PING_SECONDS = 1.0  # a pooled connection unused this long is checked before it is used
+
+
+def ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use when it sat idle (a database restarted meanwhile
+    left it dead), not on every checkout as ``pool_pre_ping`` does: a busy process reuses its
+    connections within milliseconds, and a round trip per transaction (3 a gateway turn) cost
+    more than the rare failure it avoids. A connection that dies while in steady use fails its
+    statement instead; SQLAlchemy then drops every connection of the pool made before it, and
+    the callers treat the error as the database being away (a turn is deferred and replayed).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_since(_dbapi_conn: Any, record: Any) -> None:
+        record.info["kefu_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("kefu_idle_since")
+        if since is None or time.monotonic() - since <= IDLE_PING_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool replaces the connection and checks out again
+            raise DisconnectionError(f"idle connection is gone: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("idle connection is gone")
 
 
 def make_session_factory(engine: Engine, *, schedule: ScheduleSettings | None = None
