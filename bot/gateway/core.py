@@ -210,8 +210,8 @@ class Gateway(AssistantTurn):
         if not created:
             return None
         language = normalize_language(language_of_text(msg.text) or identity.language or hinted)
-        if language_of_text(msg.text):
-            identity.language = language
+        if language_of_text(msg.text) and identity.language != language:
+            identity.language = language  # only a change: an unchanged object skips the flush
         verified = identity.verified_at is not None
         if not allowed:
             inbound.mark_handled(session, message_id=row.id, route="rate_limited")

@@ -262,9 +262,7 @@ class Delivery:
         """
         def due_conversations(session: Session) -> tuple[set[str], list[tuple[str, Any]]]:
             routed = outbox.route_waiting(session, limit=500)
-            due = outbox.due(session, limit=500)
-            return routed, sorted({(m.conversation_id, m.created_at) for m in due
-                                   if m.conversation_id})
+            return routed, sorted(set(outbox.due_streams(session, limit=500)))
 
         routed, conversations = await self.gateway.db(due_conversations)
         started = 0

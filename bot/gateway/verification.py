@@ -8,8 +8,8 @@ The link is audited by ``customers.link_identity``.
 What verifying changes besides the link, in the same transaction: a guest's tickets become the
 customer's and follow them into the chat they now use (``ticketing.desk.guest_claim``, issue
 13); what was owed to the customer while no chat of theirs was known goes to their newest one
-(``outbox.route_customer``); and what is still owed in this chat to a customer it belonged to
-before goes to that customer instead (``outbox.readdress``), so nobody reads another's messages.
+(``addressing.route_customer``); and what is still owed in this chat to a customer it belonged to
+before goes to that customer instead (``addressing.readdress``), so nobody reads another's messages.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from bot.gateway import texts
 from bot.gateway.core import Gateway
 from bot.gateway.messages import Incoming
-from ticketing.conversations import inbound, outbox
+from ticketing.conversations import addressing, inbound, outbox
 from ticketing.core import audit
 from ticketing.core.errors import ValidationError
 from ticketing.core.i18n import Text
@@ -75,8 +75,8 @@ async def verify_phone(gateway: Gateway, msg: Incoming, *, phone: str | None, ow
                                            customer_id=customer.id, method="phone")
         customers.link_identity(session, channel=msg.channel, external_id=msg.external_id,
                                 customer_id=customer.id, method="phone")
-        outbox.readdress(session, conversation_id=conversation, customer_id=customer.id)
-        outbox.route_customer(session, customer_id=customer.id)
+        addressing.readdress(session, conversation_id=conversation, customer_id=customer.id)
+        addressing.route_customer(session, customer_id=customer.id)
         text = texts.VERIFIED.get(language, name=customer.name)
         if adoption.ticket_numbers:
             text = f"{text}\n{tickets_follow(adoption, language)}"
@@ -118,7 +118,7 @@ async def signed_in(gateway: Gateway, *, customer_id: int, visitor: str | None,
         if adoption.ticket_numbers:
             outbox.enqueue(session, customer_id=customer_id, conversation_id=home, kind="notice",
                            text=tickets_follow(adoption, language), language=language)
-        outbox.route_customer(session, customer_id=customer_id)
+        addressing.route_customer(session, customer_id=customer_id)
         return adoption
 
     try:

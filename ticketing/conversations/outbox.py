@@ -6,7 +6,7 @@ behind it instead of letting them overtake it. Failures back off exponentially
 (5 s · 2^(attempts-1), at most 10 minutes) and undelivered messages are never deleted.
 
 A message owed to a customer without a conversation (a ticket opened at the desk, a notice
-about an order) goes to the customer's newest channel identity (:func:`newest_conversation`):
+about an order) goes to the customer's newest channel identity (:func:`~ticketing.conversations.addressing.newest_conversation`):
 chosen when it is queued, or, while the customer has none yet, by the gateways' poll
 (:func:`route_waiting`) once they do; until then it backs off like a failed delivery.
 """
@@ -14,14 +14,17 @@ chosen when it is queued, or, while the customer has none yet, by the gateways' 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from ticketing.conversations import addressing
 from ticketing.core.clock import utcnow
 from ticketing.core.errors import CustomerNotFound, NotFound, ValidationError
 from ticketing.core.i18n import normalize_language
-from ticketing.core.models import ChannelIdentity, Customer, InboundMessage, OutboxMessage
+from ticketing.core.models import ChannelIdentity, Customer, OutboxMessage
+from ticketing.core.models.base import UTCDateTime
 
 BASE_BACKOFF_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 600.0
@@ -68,9 +71,10 @@ def enqueue(
         raise CustomerNotFound(customer_id=customer_id)
     now = now or utcnow()
     if conversation_id is None and customer_id is not None:
-        conversation_id = newest_conversation(session, customer_id=customer_id)
+        conversation_id = addressing.newest_conversation(session, customer_id=customer_id)
         if conversation_id is not None:
-            _address(session, customer_id=customer_id, conversation_id=conversation_id, now=now)
+            addressing.address(session, customer_id=customer_id,
+                               conversation_id=conversation_id, now=now)
     message = OutboxMessage(
         customer_id=customer_id,
         conversation_id=conversation_id,
@@ -88,55 +92,6 @@ def enqueue(
     return message
 
 
-def newest_conversation(session: Session, *, customer_id: int) -> str | None:
-    """The conversation of the customer's most recently used channel identity, or None.
-
-    Most recent by the last message stored from it, else by when it was linked (verified),
-    else by when it was first seen. Only identities linked to this customer count, so what
-    is owed to one customer never reaches a chat that is someone else's.
-    """
-    last_seen = (select(func.max(InboundMessage.received_at))
-                 .where(InboundMessage.conversation_id == ChannelIdentity.conversation_id)
-                 .correlate(ChannelIdentity).scalar_subquery())
-    used = func.coalesce(last_seen, ChannelIdentity.verified_at, ChannelIdentity.created_at)
-    return session.scalars(
-        select(ChannelIdentity.conversation_id)
-        .where(ChannelIdentity.customer_id == customer_id)
-        .order_by(used.desc(), ChannelIdentity.id.desc()).limit(1)).first()
-
-
-def _address(session: Session, *, customer_id: int, conversation_id: str,
-             now: datetime) -> int:
-    """Send the customer's messages that wait for a channel to ``conversation_id``, in order.
-
-    Rows are locked oldest first (as every router here does), so two routers never deadlock.
-    Their failed tries were waits for a channel, not deliveries: they start afresh, due now.
-    """
-    waiting = list(session.scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.customer_id == customer_id,
-               OutboxMessage.conversation_id.is_(None),
-               OutboxMessage.delivered_at.is_(None))
-        .order_by(OutboxMessage.id).with_for_update(of=OutboxMessage)))
-    for message in waiting:
-        message.conversation_id = conversation_id
-        message.attempts, message.last_error = 0, None
-        message.next_attempt_at = min(message.next_attempt_at, now)
-    session.flush()
-    return len(waiting)
-
-
-def route_customer(session: Session, *, customer_id: int,
-                   now: datetime | None = None) -> str | None:
-    """The customer can be reached now (just verified): what waited for a channel goes to
-    their newest one. Returns that conversation, or None (nothing changes)."""
-    conversation_id = newest_conversation(session, customer_id=customer_id)
-    if conversation_id is not None:
-        _address(session, customer_id=customer_id, conversation_id=conversation_id,
-                 now=now or utcnow())
-    return conversation_id
-
-
 def route_waiting(session: Session, *, now: datetime | None = None,
                   limit: int = 500) -> set[str]:
     """The poll's part: due messages without a conversation go to their customer's newest
@@ -147,15 +102,9 @@ def route_waiting(session: Session, *, now: datetime | None = None,
     takes the rest along; rows locked by another gateway's poll are skipped.
     """
     now = now or utcnow()
-    firsts = list(session.scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.delivered_at.is_(None),
-               OutboxMessage.conversation_id.is_(None),
-               OutboxMessage.customer_id.is_not(None),
-               OutboxMessage.next_attempt_at <= now,
-               ~_earlier_pending())
-        .order_by(OutboxMessage.id).limit(limit)
-        .with_for_update(skip_locked=True, of=OutboxMessage)))
+    # ids first, on the connection: on almost every poll there are none
+    ids = session.connection().execute(_waiting_firsts().limit(limit), {"now": now}).scalars()
+    firsts = _loaded(session, list(ids))
     if not firsts:
         return set()
     reachable = set(session.scalars(
@@ -164,43 +113,56 @@ def route_waiting(session: Session, *, now: datetime | None = None,
     routed: set[str] = set()
     for first in firsts:
         customer_id = first.customer_id or 0  # never 0: rows without a customer are not read
-        conversation_id = (newest_conversation(session, customer_id=customer_id)
+        conversation_id = (addressing.newest_conversation(session, customer_id=customer_id)
                            if customer_id in reachable else None)
         if conversation_id is None:
             mark_failed(session, message_id=first.id, error=NO_CHANNEL, now=now)
             continue
-        _address(session, customer_id=customer_id, conversation_id=conversation_id, now=now)
+        addressing.address(session, customer_id=customer_id, conversation_id=conversation_id,
+                           now=now)
         routed.add(conversation_id)
     session.flush()
     return routed
 
 
-def readdress(session: Session, *, conversation_id: str, customer_id: int,
-              now: datetime | None = None) -> int:
-    """The conversation now belongs to ``customer_id`` (re-verified as someone else): what is
-    still owed there to another customer goes to that customer's newest identity instead, or
-    waits for one. Returns how many messages moved."""
-    now = now or utcnow()
-    others = list(session.scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.conversation_id == conversation_id,
-               OutboxMessage.delivered_at.is_(None),
-               OutboxMessage.customer_id.is_not(None),
-               OutboxMessage.customer_id != customer_id)
-        .order_by(OutboxMessage.id).with_for_update(of=OutboxMessage)))
-    homes: dict[int, str | None] = {}
-    for message in others:
-        owner = message.customer_id or 0  # never 0: rows without a customer are not read
-        if owner not in homes:
-            homes[owner] = newest_conversation(session, customer_id=owner)
-        message.conversation_id = homes[owner]
-        message.next_attempt_at = min(message.next_attempt_at, now)
-    session.flush()
-    return len(others)
+# the poll's statements, built once (a gateway polls twice a second); ``now`` is bound per call
+@lru_cache(maxsize=1)
+def _due() -> Select[tuple[OutboxMessage]]:
+    return (select(OutboxMessage)
+            .where(OutboxMessage.delivered_at.is_(None),
+                   OutboxMessage.next_attempt_at <= bindparam("now", type_=UTCDateTime()),
+                   ~_earlier_pending())
+            .order_by(OutboxMessage.id))
 
 
+@lru_cache(maxsize=1)
+def _due_streams() -> Select[tuple[str, datetime]]:
+    return (select(OutboxMessage.conversation_id, OutboxMessage.created_at)
+            .where(OutboxMessage.conversation_id.is_not(None),
+                   OutboxMessage.delivered_at.is_(None),
+                   OutboxMessage.next_attempt_at <= bindparam("now", type_=UTCDateTime()),
+                   ~_earlier_pending())
+            .order_by(OutboxMessage.id))
+
+
+@lru_cache(maxsize=1)
+def _waiting_firsts() -> Select[tuple[int]]:
+    return (select(OutboxMessage.id)
+            .where(OutboxMessage.delivered_at.is_(None),
+                   OutboxMessage.conversation_id.is_(None),
+                   OutboxMessage.customer_id.is_not(None),
+                   OutboxMessage.next_attempt_at <= bindparam("now", type_=UTCDateTime()),
+                   ~_earlier_pending())
+            .order_by(OutboxMessage.id)
+            .with_for_update(skip_locked=True, of=OutboxMessage))
+
+
+@lru_cache(maxsize=1)
 def _earlier_pending():
-    """An earlier undelivered message of the same conversation (or customer, without one)."""
+    """An earlier undelivered message of the same conversation (or customer, without one).
+
+    Built once (an immutable clause): adapting the aliased columns took half the CPU of a
+    gateway's poll, twice a second per gateway."""
     earlier = aliased(OutboxMessage)
     same_stream = or_(
         and_(
@@ -232,24 +194,31 @@ def due(
     where the database supports it).
     """
     now = now or utcnow()
-    stmt = (
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.delivered_at.is_(None),
-            OutboxMessage.next_attempt_at <= now,
-            ~_earlier_pending(),
-        )
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-    )
+    stmt = _due().limit(limit)
     if lease_seconds is not None:
         stmt = stmt.with_for_update(skip_locked=True, of=OutboxMessage)
-    messages = list(session.scalars(stmt))
+    messages = list(session.scalars(stmt, {"now": now}))
     if lease_seconds is not None:
         for message in messages:
             message.next_attempt_at = now + timedelta(seconds=lease_seconds)
         session.flush()
     return messages
+
+
+def due_streams(session: Session, *, now: datetime | None = None,
+                limit: int = 500) -> list[tuple[str, datetime]]:
+    """The poll's question: which conversations have a message due now, with when it was
+    queued (oldest first; rows without a conversation are :func:`route_waiting`'s). Read on
+    the connection: the poll needs no rows, and it asks twice a second."""
+    rows = session.connection().execute(_due_streams().limit(limit), {"now": now or utcnow()})
+    return [(conversation_id, created_at) for conversation_id, created_at in rows]
+
+
+def _loaded(session: Session, ids: list[int]) -> list[OutboxMessage]:
+    if not ids:
+        return []
+    return list(session.scalars(
+        select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)))
 
 
 def has_pending(session: Session, *, conversation_id: str) -> bool:

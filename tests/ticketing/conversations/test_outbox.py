@@ -153,3 +153,24 @@ def test_retry_now_hold_behind_replace_and_recent(session, make) -> None:
     assert a.delivered_at == NOW and a.payload["replaced"] is True
     assert [m.text for m in outbox.recent(session, conversation_id="tg-1", limit=2)] == ["c", "b"]
 
+
+
+def test_the_poll_asks_which_conversations_have_something_due(session, make) -> None:
+    """``due_streams``: one entry per conversation whose first undelivered row is due; rows
+    without a conversation are left to ``route_waiting``."""
+    customer = make.customer()
+    a1 = put(session, customer, "a1", conversation="tg-a", at=NOW)
+    put(session, customer, "a2", conversation="tg-a", at=NOW)  # behind a1
+    put(session, customer, "b1", conversation="tg-b", at=NOW + timedelta(seconds=1))
+    later = put(session, customer, "c1", conversation="tg-c", at=NOW + timedelta(minutes=5))
+    outbox.enqueue(session, customer_id=customer.id, conversation_id=None, kind="notice",
+                   text="no chat yet", now=NOW)
+    soon = NOW + timedelta(seconds=2)
+    assert outbox.due_streams(session, now=soon) == [("tg-a", NOW),
+                                                     ("tg-b", NOW + timedelta(seconds=1))]
+    assert [m.conversation_id for m in outbox.due(session, now=soon)
+            if m.conversation_id] == ["tg-a", "tg-b"]  # the same as the rows' own query
+    outbox.mark_delivered(session, message_id=a1.id, now=soon)
+    assert [c for c, _ in outbox.due_streams(session, now=soon)] == ["tg-a", "tg-b"]
+    assert outbox.due_streams(session, now=NOW - timedelta(seconds=1)) == []
+    assert ("tg-c", later.created_at) in outbox.due_streams(session, now=NOW + timedelta(hours=1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ticketing.conversations import inbound, outbox
+from ticketing.conversations import addressing, inbound, outbox
 from ticketing.shop import customers
 from tests.ticketing.desk_setup import NOW
 
@@ -29,15 +29,15 @@ def owe(session, customer, text: str, *, at=NOW, conversation=None):
 
 def test_newest_is_the_last_message_seen_else_when_linked(session, make) -> None:
     customer = make.customer()
-    assert outbox.newest_conversation(session, customer_id=customer.id) is None
+    assert addressing.newest_conversation(session, customer_id=customer.id) is None
     identity(session, customer, "telegram", "1", linked_at=NOW - timedelta(days=3))
     identity(session, customer, "widget", "c-9", linked_at=NOW - timedelta(days=2))
     # no messages yet: the identity linked last
-    assert outbox.newest_conversation(session, customer_id=customer.id) == "widget:c-9"
+    assert addressing.newest_conversation(session, customer_id=customer.id) == "widget:c-9"
     wrote(session, "telegram:1", NOW - timedelta(days=1))  # Telegram was used since
-    assert outbox.newest_conversation(session, customer_id=customer.id) == "telegram:1"
+    assert addressing.newest_conversation(session, customer_id=customer.id) == "telegram:1"
     wrote(session, "widget:c-9", NOW - timedelta(hours=1))
-    assert outbox.newest_conversation(session, customer_id=customer.id) == "widget:c-9"
+    assert addressing.newest_conversation(session, customer_id=customer.id) == "widget:c-9"
 
 
 def test_only_the_customers_own_identities_count(session, make) -> None:
@@ -45,7 +45,7 @@ def test_only_the_customers_own_identities_count(session, make) -> None:
     identity(session, other, "telegram", "2")
     wrote(session, "telegram:2", NOW)
     customers.identity_for(session, channel="widget", external_id="v-anonymous1")
-    assert outbox.newest_conversation(session, customer_id=customer.id) is None
+    assert addressing.newest_conversation(session, customer_id=customer.id) is None
     row = owe(session, customer, "您好")
     assert row.conversation_id is None  # waits; never to someone else's chat
 
@@ -92,9 +92,9 @@ def test_a_new_row_takes_the_waiting_ones_along_and_cannot_overtake_them(
 def test_route_customer_after_a_verification(session, make) -> None:
     customer = make.customer()
     row = owe(session, customer, "发货通知")
-    assert outbox.route_customer(session, customer_id=customer.id, now=NOW) is None
+    assert addressing.route_customer(session, customer_id=customer.id, now=NOW) is None
     identity(session, customer, "telegram", "6")
-    assert outbox.route_customer(session, customer_id=customer.id, now=NOW) == "telegram:6"
+    assert addressing.route_customer(session, customer_id=customer.id, now=NOW) == "telegram:6"
     assert row.conversation_id == "telegram:6"
 
 
@@ -107,6 +107,6 @@ def test_a_chat_verified_as_someone_else_keeps_nothing_of_the_first_customer(
     anonymous = outbox.enqueue(session, customer_id=None, conversation_id="telegram:7",
                                kind="bot", text="你好", now=NOW)
     identity(session, second, "telegram", "7")  # the same Telegram user, now the second
-    assert outbox.readdress(session, conversation_id="telegram:7", customer_id=second.id) == 1
+    assert addressing.readdress(session, conversation_id="telegram:7", customer_id=second.id) == 1
     assert theirs.conversation_id == "widget:c-70"  # the first customer's own chat
     assert anonymous.conversation_id == "telegram:7"  # the chat's own, anonymous: stays

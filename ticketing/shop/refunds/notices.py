@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ticketing.conversations import outbox
+from ticketing.conversations import addressing, outbox
 from ticketing.core.models import ChannelIdentity, Customer, OutboxMessage, RefundRequest
 from ticketing.shop.refunds.rules import explain_refund
 
@@ -21,9 +21,9 @@ KIND = "refund_update"
 
 def customer_channel(session: Session, *, customer_id: int) -> tuple[str, str | None]:
     """(language, conversation_id) to reach the customer: their most recently used channel
-    identity (``outbox.newest_conversation``), else the customer's own language and no
+    identity (``addressing.newest_conversation``), else the customer's own language and no
     conversation (the outbox routes the row when an identity appears)."""
-    conversation_id = outbox.newest_conversation(session, customer_id=customer_id)
+    conversation_id = addressing.newest_conversation(session, customer_id=customer_id)
     language = session.scalar(select(ChannelIdentity.language).where(
         ChannelIdentity.conversation_id == conversation_id)) if conversation_id else None
     if not language:
