@@ -193,8 +193,8 @@ class Gateway(AssistantTurn):
         is inserted without looking for a duplicate first (``assume_new``); a redelivered
         message raises ``IntegrityError`` and the caller looks again.
         """
-        identity = customers.identity_for(session, channel=msg.channel,
-                                          external_id=msg.external_id, language=hinted)
+        identity = customers.speaker(session, channel=msg.channel,
+                                     external_id=msg.external_id, language=hinted)
         payload: dict[str, Any] = dict(msg.extra)
         offered = bool(msg.payload) and payloads.is_offered(
             session, conversation_id=identity.conversation_id, payload=str(msg.payload))
@@ -211,8 +211,9 @@ class Gateway(AssistantTurn):
             return None
         language = normalize_language(language_of_text(msg.text) or identity.language or hinted)
         if language_of_text(msg.text) and identity.language != language:
-            identity.language = language  # only a change: an unchanged object skips the flush
-        verified = identity.verified_at is not None
+            customers.set_language(session, channel=msg.channel, external_id=msg.external_id,
+                                   language=language)
+        verified = identity.verified
         if not allowed:
             inbound.mark_handled(session, message_id=row.id, route="rate_limited")
             return _Stored(row.id, language, None, verified, offered)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from ticketing.core.clock import aware
@@ -51,10 +51,13 @@ def _fold(session: Session, conversation_id: str, channel: str, at: datetime,
            "started_day": at.astimezone(zone).date().isoformat(), "last_message_at": at,
            "messages": 1, "ticket_id": None, "handed_off": False}
     upsert(session, ConversationFact, [row], ["conversation_id", "started_at"])
-    fresh = session.scalars(select(ConversationFact).where(
-        ConversationFact.conversation_id == conversation_id,
-        ConversationFact.started_at == at)).one()
-    _attach_ticket(session, fresh)
+    found = _first_ticket(session, conversation_id, at, at)
+    if found is not None:  # a ticket opened before this message was stored (a replay)
+        session.connection().execute(
+            update(ConversationFact)
+            .where(ConversationFact.conversation_id == conversation_id,
+                   ConversationFact.started_at == at, ConversationFact.ticket_id.is_(None))
+            .values(ticket_id=found[0], handed_off=found[1]))
 
 
 _AT = bindparam("at", type_=UTCDateTime())
@@ -90,19 +93,24 @@ def _attach_ticket(session: Session, conversation: ConversationFact) -> None:
     """The first ticket opened for the conversation while it lasted (set once)."""
     if conversation.ticket_id is not None:
         return
-    until = aware(conversation.last_message_at) + CONVERSATION_GAP
+    found = _first_ticket(session, conversation.conversation_id, conversation.started_at,
+                          aware(conversation.last_message_at))
+    if found is not None:
+        conversation.ticket_id, conversation.handed_off = found
+
+
+def _first_ticket(session: Session, conversation_id: str, started_at: datetime,
+                  last_message_at: datetime) -> tuple[int, bool] | None:
+    """The first ticket opened during the conversation, and whether the bot opened it."""
+    by_bot = exists().where(TicketEvent.ticket_id == Ticket.id, TicketEvent.kind == "created",
+                            TicketEvent.actor_type == "bot")
     found = session.execute(
-        select(Ticket.id, Ticket.created_at).where(
-            Ticket.conversation_id == conversation.conversation_id,
-            Ticket.created_at >= conversation.started_at, Ticket.created_at <= until)
+        select(Ticket.id, by_bot).where(
+            Ticket.conversation_id == conversation_id, Ticket.created_at >= started_at,
+            Ticket.created_at <= last_message_at + CONVERSATION_GAP)
         .order_by(Ticket.created_at, Ticket.id).limit(1)
     ).first()
-    if found is None:
-        return
-    conversation.ticket_id = found.id
-    conversation.handed_off = session.scalar(select(func.count()).where(
-        TicketEvent.ticket_id == found.id, TicketEvent.kind == "created",
-        TicketEvent.actor_type == "bot")) > 0
+    return (found[0], bool(found[1])) if found is not None else None
 
 
 def note_ticket(session: Session, ticket: Ticket) -> None:

@@ -147,3 +147,22 @@ def test_messages_extend_their_conversation_until_a_day_of_silence(
                          .order_by(ConversationFact.started_at)).all()
         assert [(r.started_at, r.last_message_at, r.messages) for r in rows] == [
             (NOW, NOW + 4 * H, 5), (NOW + 29 * H, NOW + 29 * H, 1)]
+
+
+def test_a_message_stored_after_its_conversation_s_ticket_credits_that_ticket(
+        session_factory: sessionmaker[Session]) -> None:
+    """A replayed message (stored late, received before the bot's handoff ticket): the new
+    conversation it starts is the ticket's, handed off."""
+    with session_factory.begin() as s:
+        ticket = handoffs.open_for_conversation(s, conversation_id="tg-9", text="人工",
+                                                now=NOW + H)
+        ticket_id = ticket.id
+        s.execute(delete(ConversationFact))  # as if the chat had no facts yet
+    with session_factory.begin() as s:
+        inbound.record(s, channel="telegram", conversation_id="tg-9", dedupe_key="late",
+                       text="我要找人工", now=NOW, assume_new=True)
+    with session_factory() as s:
+        chat = s.scalars(select(ConversationFact)
+                         .where(ConversationFact.conversation_id == "tg-9")).one()
+        assert (chat.started_at, chat.ticket_id, chat.handed_off, chat.messages) == (
+            NOW, ticket_id, True, 1)

@@ -119,3 +119,20 @@ def test_split_conversation_id() -> None:
     assert customers.split_conversation_id("telegram:123") == ("telegram", "123")
     assert customers.split_conversation_id("widget:a:b") == ("widget", "a:b")
     assert customers.split_conversation_id("default") == ("widget", "default")
+
+
+def test_the_speaker_of_a_turn_is_read_in_one_statement_or_created(session, make) -> None:
+    fresh = customers.speaker(session, channel="Widget", external_id=" v-1 ", language="en-US")
+    assert fresh == customers.Speaker("widget:v-1", "en", False, None)  # created, like identity_for
+    customer = make.customer()
+    customers.link_identity(session, channel="widget", external_id="v-1",
+                            customer_id=customer.id, method="widget_token")
+    customers.set_language(session, channel="widget", external_id="v-1", language="zh-CN")
+    session.expire_all()
+    assert customers.speaker(session, channel="widget", external_id="v-1") == customers.Speaker(
+        "widget:v-1", "zh", True, None)
+    assert session.scalar(select(ChannelIdentity.language).where(
+        ChannelIdentity.conversation_id == "widget:v-1")) == "zh"
+    with pytest.raises(ValidationError):
+        customers.speaker(session, channel="a:b", external_id="1")
+    assert len(session.scalars(select(ChannelIdentity)).all()) == 1
