@@ -6,15 +6,17 @@ behind it instead of letting them overtake it. Failures back off exponentially
 (5 s · 2^(attempts-1), at most 10 minutes) and undelivered messages are never deleted.
 
 A message owed to a customer without a conversation (a ticket opened at the desk, a notice
-about an order) goes to the customer's newest channel identity (:func:`~ticketing.conversations.addressing.newest_conversation`):
-chosen when it is queued, or, while the customer has none yet, by the gateways' poll
-(:func:`route_waiting`) once they do; until then it backs off like a failed delivery.
+about an order) goes to the customer's newest channel identity
+(:func:`~ticketing.conversations.addressing.newest_conversation`): chosen when it is queued,
+or, while the customer has none yet, by the gateways' poll (:func:`route_waiting`) once they
+do; until then it backs off like a failed delivery.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
@@ -126,33 +128,30 @@ def route_waiting(session: Session, *, now: datetime | None = None,
 
 
 # the poll's statements, built once (a gateway polls twice a second); ``now`` is bound per call
+def _due_now() -> tuple[Any, ...]:
+    """What makes a row due: undelivered, its time come, nothing earlier pending before it."""
+    return (OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.next_attempt_at <= bindparam("now", type_=UTCDateTime()),
+            ~_earlier_pending())
+
+
 @lru_cache(maxsize=1)
 def _due() -> Select[tuple[OutboxMessage]]:
-    return (select(OutboxMessage)
-            .where(OutboxMessage.delivered_at.is_(None),
-                   OutboxMessage.next_attempt_at <= bindparam("now", type_=UTCDateTime()),
-                   ~_earlier_pending())
-            .order_by(OutboxMessage.id))
+    return select(OutboxMessage).where(*_due_now()).order_by(OutboxMessage.id)
 
 
 @lru_cache(maxsize=1)
 def _due_streams() -> Select[tuple[str, datetime]]:
     return (select(OutboxMessage.conversation_id, OutboxMessage.created_at)
-            .where(OutboxMessage.conversation_id.is_not(None),
-                   OutboxMessage.delivered_at.is_(None),
-                   OutboxMessage.next_attempt_at <= bindparam("now", type_=UTCDateTime()),
-                   ~_earlier_pending())
+            .where(OutboxMessage.conversation_id.is_not(None), *_due_now())
             .order_by(OutboxMessage.id))
 
 
 @lru_cache(maxsize=1)
 def _waiting_firsts() -> Select[tuple[int]]:
     return (select(OutboxMessage.id)
-            .where(OutboxMessage.delivered_at.is_(None),
-                   OutboxMessage.conversation_id.is_(None),
-                   OutboxMessage.customer_id.is_not(None),
-                   OutboxMessage.next_attempt_at <= bindparam("now", type_=UTCDateTime()),
-                   ~_earlier_pending())
+            .where(OutboxMessage.conversation_id.is_(None),
+                   OutboxMessage.customer_id.is_not(None), *_due_now())
             .order_by(OutboxMessage.id)
             .with_for_update(skip_locked=True, of=OutboxMessage))
 
