@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 from sqlalchemy.orm import Session
 
 from bot import widget_token
-from bot.gateway import origins, verification
+from bot.gateway import origins, texts, verification
 from bot.gateway.core import Gateway
 from bot.gateway.messages import Incoming, Outcome
 from ticketing.conversations import chat_history, outbox
@@ -101,7 +101,8 @@ class WidgetChannel:
         self.gateway.metrics.connections.inc()
         try:
             await ws.send_json(welcome)
-            await self._flush(external_id)
+            # what was owed goes out beside the reading: a slow flush never holds up a frame
+            self._spawn(self._flush(external_id))
             async for message in ws:
                 if message.type != WSMsgType.TEXT:
                     continue
@@ -183,10 +184,15 @@ class WidgetChannel:
         async def stored(inbound_id: int) -> None:
             await _send(ws, {"type": "received", "client_id": client_id, "id": f"in-{inbound_id}"})
 
-        outcome: Outcome = await self.gateway.receive(Incoming(
-            channel="widget", external_id=external_id, dedupe_key=f"{external_id}:{client_id}",
-            text=text, payload=payload or None, language=language,
-            extra={"client_id": client_id}), on_stored=stored)
+        try:
+            outcome: Outcome = await self.gateway.receive(Incoming(
+                channel="widget", external_id=external_id,
+                dedupe_key=f"{external_id}:{client_id}", text=text, payload=payload or None,
+                language=language, extra={"client_id": client_id}), on_stored=stored)
+        except Exception:  # a fault of ours: the page keeps the message and sends it again
+            log.exception("a widget message of %s broke its turn", external_id)
+            outcome = Outcome("unavailable", language=language,
+                              reply=texts.SERVICE_DOWN.get(language))
         if outcome.status == "duplicate":
             await _send(ws, {"type": "received", "client_id": client_id, "id": None})
         elif outcome.reply:
@@ -199,7 +205,12 @@ class WidgetChannel:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # the poller retries later
+            log.warning("widget work failed: %r", task.exception())
 
 
 def _frame(message: Any) -> dict[str, Any] | None:

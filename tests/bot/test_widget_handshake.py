@@ -32,7 +32,7 @@ VISITOR = "v-0123456789ab"
 
 
 def _run(session_factory, scenario: Callable[[TestClient], Awaitable[Any]],
-         **settings: Any) -> Any:
+         prepare: Callable[[Gateway], None] | None = None, **settings: Any) -> Any:
     async def main() -> Any:
         gateway = Gateway(settings=GatewaySettings(widget_secret=SECRET, rate_limit=100,
                                                    rasa_timeout=2, **settings),
@@ -42,6 +42,8 @@ def _run(session_factory, scenario: Callable[[TestClient], Awaitable[Any]],
         widget = WidgetChannel(gateway)
         gateway.register(widget)
         Delivery(gateway)
+        if prepare is not None:
+            prepare(gateway)
         app = web.Application()
         app.router.add_get("/ws", widget.handle)
         async with TestClient(TestServer(app)) as client:
@@ -138,3 +140,45 @@ def test_a_poison_message_is_refused_with_an_error_the_widget_does_not_retry(
     # widget.js retries only "unavailable"; anything else is refused for good
     assert error["code"] == "invalid" and error["client_id"] == "m-1"
     assert "could not be read" in error["text"]
+
+
+async def _one_turn(client: TestClient) -> list[dict[str, Any]]:
+    """Hello, then one message; every frame up to its ``handled`` (10 s at most each)."""
+    ws = await client.ws_connect("/ws")
+    await ws.send_json({"type": "hello", "visitor": VISITOR, "language": "en"})
+    assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+    await ws.send_json({"type": "message", "client_id": "m-1", "text": "hello"})
+    frames: list[dict[str, Any]] = []
+    while not frames or frames[-1]["type"] != "handled":
+        frames.append(await ws.receive_json(timeout=10))
+    await ws.close()
+    return frames
+
+
+def test_frames_are_read_while_what_was_owed_is_still_going_out(session_factory) -> None:
+    def slow_flush(gateway: Gateway) -> None:
+        deliver = gateway.deliver_now
+        assert deliver is not None
+
+        async def stuck_when_flushing(conversation: str, leased: Any = None, **kw: Any) -> None:
+            if leased is None:  # the page's flush on connecting: stuck for a long while
+                await asyncio.sleep(60)
+            await deliver(conversation, leased, **kw)
+        gateway.deliver_now = stuck_when_flushing
+
+    frames = _run(session_factory, _one_turn, prepare=slow_flush)
+    assert [f["type"] for f in frames][0] == "received"
+    assert frames[-1] == {"type": "handled", "client_id": "m-1", "route": "rasa"}
+
+
+def test_a_turn_that_breaks_unexpectedly_says_unavailable_so_the_page_retries(
+        session_factory) -> None:
+    def broken(gateway: Gateway) -> None:
+        async def receive(*args: Any, **kw: Any) -> Any:
+            raise RuntimeError("a bug of ours")
+        gateway.receive = receive  # type: ignore[method-assign]
+
+    frames = _run(session_factory, _one_turn, prepare=broken)
+    [error] = [f for f in frames if f["type"] == "error"]
+    assert error["code"] == "unavailable" and error["client_id"] == "m-1"
+    assert frames[-1] == {"type": "handled", "client_id": "m-1", "route": "unavailable"}

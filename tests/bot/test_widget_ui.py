@@ -235,6 +235,27 @@ def test_stored_message_whose_receipt_was_lost_is_not_resent(
 
 
 @screenshot_on_failure
+def test_message_never_confirmed_on_a_live_socket_is_sent_again(
+        page: Page, gateway: FakeGateway) -> None:
+    page.clock.install()
+    open_shop(page, gateway)
+    type_and_send(page, "!lost in the wire")
+    mine = own(page, "!lost in the wire")
+    client_id = mine.get_attribute("data-client-id")
+    wait_until(lambda: gateway.message_frames(client_id) == 1)
+    page.clock.run_for(14_000)  # not yet: a slow turn is not a lost frame
+    expect(mine.locator(".kefu-state")).to_have_attribute("data-state", "sending")
+    assert gateway.message_frames(client_id) == 1
+    page.clock.run_for(2_000)
+    expect(mine.locator(".kefu-state")).to_have_attribute("data-state", "received")
+    expect(bot(page, "echo: !lost in the wire")).to_have_count(1)
+    assert gateway.message_frames(client_id) == 2
+    assert pending(page) == []
+    page.clock.run_for(120_000)  # confirmed: never sent a third time
+    assert gateway.message_frames(client_id) == 2
+
+
+@screenshot_on_failure
 def test_pending_message_survives_a_reload(page: Page, gateway: FakeGateway) -> None:
     open_shop(page, gateway)
     gateway.set_accepting(False)

@@ -56,6 +56,7 @@ class FakeGateway:
     ``noreceipt …`` is stored but its ``received`` frame is never sent (a lost receipt),
     ``!ratelimit`` is stored and then refused an answer, ``!unavailable …`` is refused unstored
     the first time; both ``error`` frames carry the message's client id, as the real gateway's do.
+    ``!lost …`` is ignored the first time (a frame lost on a live socket: no answer at all).
     """
 
     def __init__(self, static_dir: Path = STATIC_DIR) -> None:
@@ -243,6 +244,8 @@ class FakeGateway:
             return
         if len(text) > MAX_CHARS or text.startswith("!toolong"):
             await self._error(conn, "too_long", client_id)
+            return
+        if text.startswith("!lost") and self._message_frames[client_id] == 1:
             return
         if text.startswith("!unavailable") and self._message_frames[client_id] == 1:
             await self._error(conn, "unavailable", client_id)  # not stored: try again

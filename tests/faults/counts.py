@@ -90,6 +90,7 @@ class Report:
     unavailable_retries: int = 0  # "unavailable" answers the page retried after 3 s
     reconnects: int = 0  # sockets a page opened again mid-turn
     no_handled_frame: int = 0  # turns routed whose socket never said they had ended
+    unconfirmed_resends: int = 0  # frames sent again after no ``received`` for 15 s or more
     deferred: int = 0  # turns cut short after storing (database gone), answered by the replay
     rows: list[Row] = field(default_factory=list)
     timers: Timers = field(default_factory=Timers)
@@ -250,7 +251,8 @@ def render(report: Report) -> str:
                  f"{report.redelivered_frames}; retried after 'unavailable' "
                  f"{report.unavailable_retries}, reconnected mid-turn {report.reconnects}, "
                  f"deferred to the replay {report.deferred}, no handled frame "
-                 f"{report.no_handled_frame}")
+                 f"{report.no_handled_frame}, sent again unconfirmed "
+                 f"{report.unconfirmed_resends}")
     lines.append(f"SLA timers: due {t.due}, fired {t.fired} ({t.warnings} warnings, "
                  f"{t.breaches} breaches, {t.overtaken_warnings} warnings overtaken by their "
                  f"deadline), skipped {t.skipped}, doubled {t.doubled}, not yet due {t.not_yet_due}")

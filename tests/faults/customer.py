@@ -3,8 +3,9 @@
 One WebSocket per gateway, both open, the conversation's messages alternating between them
 (docs/gateway.md's protocol: ``hello`` → ``welcome`` with the history, ``message`` with a
 client id, ``received``, ``handled``). Like the widget it resends a message whose socket died
-before it was stored (the same client id: the gateway deduplicates), retries an
-``unavailable`` one after 3 s, and reconnects a dropped socket. It records every frame it is
+before it was stored (the same client id: the gateway deduplicates), sends one the gateway has
+not confirmed (``received``) again after 15, 30 and 60 s, retries an ``unavailable`` one after
+3 s, and reconnects a dropped socket. It records every frame it is
 shown with its id, so the test can count what was delivered twice or out of order.
 
 When a turn's ``handled`` frame cannot come (the socket died after the message was stored, or
@@ -28,6 +29,7 @@ RETRY_UNAVAILABLE = 3.0
 TURN_LIMIT = 150.0  # seconds a customer waits for one turn before the test calls it silence
 STUCK = 15.0  # seconds without a ``handled`` frame before the customer looks at the inbound row
 CONNECT_WAIT = 10.0  # seconds for one WebSocket handshake before trying again
+CONFIRM_WAITS = (15.0, 30.0, 60.0)  # widget.js CONFIRM_TIMEOUT_MS: unconfirmed, sent again
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Turn:
     done: float = 0.0
     route: str | None = None  # from the handled frame, or the inbound row
     attempts: int = 0  # frames sent (resends included)
+    unconfirmed_resends: int = 0  # sent again on a live socket that never said ``received``
     reconnects: int = 0
     unavailable: int = 0  # "unavailable" answers (retried after 3 s)
     via_database: bool = False  # completion seen in the inbound row, not a handled frame
@@ -70,6 +73,7 @@ class Customer:
         self._ws: list[aiohttp.ClientWebSocketResponse | None] = [None] * len(self.urls)
         self._readers: list[asyncio.Task[None] | None] = [None] * len(self.urls)
         self._handled: dict[str, asyncio.Future[str]] = {}
+        self._confirmed: set[str] = set()  # client ids a ``received`` frame confirmed
         self._dropped: list[asyncio.Event] = [asyncio.Event() for _ in self.urls]
         self._session: aiohttp.ClientSession | None = None
 
@@ -123,6 +127,8 @@ class Customer:
                 kind = frame.get("type")
                 if kind == "message":
                     self.shown.append(Shown(str(frame.get("id")), time.monotonic(), i, live=True))
+                elif kind == "received":
+                    self._confirmed.add(str(frame.get("client_id")))
                 elif kind == "handled":
                     waiter = self._handled.get(str(frame.get("client_id")))
                     if waiter is not None and not waiter.done():
@@ -172,9 +178,23 @@ class Customer:
             turn.attempts += 1
             dropped = asyncio.ensure_future(self._dropped[i].wait())
             done: set[asyncio.Future[Any]] = set()
+            waits = iter(CONFIRM_WAITS)
+            resend_at = time.monotonic() + next(waits)
             while not done and time.monotonic() < deadline:
-                done, _ = await asyncio.wait({waiter, dropped}, timeout=STUCK,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {waiter, dropped}, timeout=max(0.0, min(STUCK, resend_at - time.monotonic())),
+                    return_when=asyncio.FIRST_COMPLETED)
+                if not done and time.monotonic() >= resend_at:
+                    resend_at = time.monotonic() + next(waits, CONFIRM_WAITS[-1])
+                    if turn.client_id not in self._confirmed:  # widget.js checkConfirmed
+                        try:
+                            await ws.send_json({"type": "message", "client_id": turn.client_id,
+                                                "text": text})
+                            turn.attempts += 1
+                            turn.unconfirmed_resends += 1
+                        except (ConnectionError, RuntimeError, aiohttp.ClientError):
+                            pass  # the reader notices the drop
+                        continue
                 if not done and await self.routed(f"{self.visitor}:{turn.client_id}"):
                     # routed: the frame is due right after the answers are delivered
                     done, _ = await asyncio.wait({waiter, dropped}, timeout=10,

@@ -260,6 +260,7 @@ def test_faults_lose_nothing_answer_once_in_order_and_fire_timers_once(cluster: 
         unavailable_retries=sum(t.unavailable for p in people for t in p.turns),
         reconnects=sum(t.reconnects for p in people for t in p.turns),
         no_handled_frame=sum(t.no_handled_frame for p in people for t in p.turns),
+        unconfirmed_resends=sum(t.unconfirmed_resends for p in people for t in p.turns),
         deferred=sum((t.route or "").startswith("deferred") for p in people for t in p.turns),
         rows=counts.table(facts, cluster.faults), timers=timer_counts)
     text = counts.render(report)
@@ -279,10 +280,10 @@ def test_faults_lose_nothing_answer_once_in_order_and_fire_timers_once(cluster: 
         **report.as_json()}, indent=2, ensure_ascii=False))
 
     assert len(people) == CONVERSATIONS and len(cluster.faults) == 6
-    assert report.lost == 0, _examples(facts, "lost")
-    assert report.silent == 0, _examples(facts, "silent")
-    assert report.duplicated == 0, _examples(facts, "duplicated")
-    assert report.reordered == 0, _examples(facts, "reordered")
+    assert report.lost == 0, _examples(facts, "lost", people, cluster, started)
+    assert report.silent == 0, _examples(facts, "silent", people, cluster, started)
+    assert report.duplicated == 0, _examples(facts, "duplicated", people, cluster, started)
+    assert report.reordered == 0, _examples(facts, "reordered", people, cluster, started)
     assert report.undelivered_rows == 0
     # the same row sent twice happens only where a gateway died between sending a frame and
     # recording the delivery (at least once, deduplicated by id in the page)
@@ -297,5 +298,17 @@ def test_faults_lose_nothing_answer_once_in_order_and_fire_timers_once(cluster: 
         assert row.answered == row.turns_hit, row
 
 
-def _examples(facts: list[counts.TurnFacts], attribute: str) -> list[counts.TurnFacts]:
-    return [f for f in facts if getattr(f, attribute)][:5]
+def _examples(facts: list[counts.TurnFacts], attribute: str, people: list[Customer],
+              cluster: Cluster, started: float) -> str:
+    """The first failing turns with what their customer's page went through, for diagnosis."""
+    turns = {(p.visitor, t.client_id): (p, t) for p in people for t in p.turns}
+    lines = []
+    for fact in [f for f in facts if getattr(f, attribute)][:5]:
+        person, turn = turns[(fact.visitor, fact.client_id)]
+        lines.append(f"{fact}\n  turn: sent at {turn.sent - started:.1f} s via gateway-"
+                     f"{turn.gateway}, {turn.attempts} frames, {turn.reconnects} reconnects, "
+                     f"{turn.unavailable} unavailable, route {turn.route}, "
+                     f"via database {turn.via_database}\n  page errors: {person.errors[-12:]}")
+    lines.append("faults: " + ", ".join(f"{f.name} {f.started - started:.1f}-"
+                                         f"{f.ended - started:.1f} s" for f in cluster.faults))
+    return "\n".join(lines)

@@ -16,6 +16,9 @@
   var WELCOME_TIMEOUT_MS = 10000; // an open socket without a welcome is treated as dead
   var TYPING_TIMEOUT_MS = 60000; // a lost "typing off" must not leave dots forever
   var RETRY_UNAVAILABLE_MS = 3000; // after an "unavailable" error the queue is tried again
+  // a message the server has not confirmed ("received") this long on an open socket is sent
+  // again (the same client id: a repeat is harmless), then after twice as long, up to a minute
+  var CONFIRM_TIMEOUT_MS = [15000, 30000, 60000];
   var VISITOR_KEY = "kefu.visitor";
   var PENDING_KEY = "kefu.pending";
   var OPEN_KEY = "kefu.open";
@@ -515,6 +518,40 @@
     }
   }
 
+  // Sends one queued message and makes sure it is confirmed: a frame lost on a live socket
+  // would otherwise leave it "sending" for as long as the page stays open.
+  function sendMessageFrame(item) {
+    sendFrame(messageFrame(item));
+    expectConfirmation();
+  }
+
+  var confirmTimer = null;
+  var confirmRound = 0;
+
+  function expectConfirmation() {
+    if (confirmTimer) return;
+    var delay = CONFIRM_TIMEOUT_MS[Math.min(confirmRound, CONFIRM_TIMEOUT_MS.length - 1)];
+    confirmTimer = setTimeout(checkConfirmed, delay);
+  }
+
+  function checkConfirmed() {
+    confirmTimer = null;
+    var waiting = loadPending().filter(function (item) {
+      return stateOf(item.client_id) === "sending";
+    });
+    if (!waiting.length) {
+      confirmRound = 0;
+      return;
+    }
+    confirmRound += 1;
+    if (ready) {
+      waiting.forEach(function (item) {
+        sendFrame(messageFrame(item));
+      });
+    }
+    expectConfirmation();
+  }
+
   function messageFrame(item) {
     var frame = { type: "message", client_id: item.client_id, text: item.text };
     if (item.payload) frame.payload = item.payload;
@@ -627,7 +664,7 @@
     savePending(queue);
     queue.forEach(function (item) {
       appendOwn(item);
-      sendFrame(messageFrame(item));
+      sendMessageFrame(item);
     });
     refreshButtons();
     updateBanner();
@@ -645,7 +682,7 @@
     retryTimer = null;
     if (!ready) return; // the next welcome resends anyway
     loadPending().forEach(function (item) {
-      if (stateOf(item.client_id) === "sending") sendFrame(messageFrame(item));
+      if (stateOf(item.client_id) === "sending") sendMessageFrame(item);
     });
   }
 
@@ -680,7 +717,7 @@
     if (payload) item.payload = payload;
     addPending(item);
     appendOwn(item);
-    if (ready) sendFrame(messageFrame(item));
+    if (ready) sendMessageFrame(item);
     return item.client_id;
   }
 
