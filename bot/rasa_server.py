@@ -34,6 +34,9 @@ Runs inside ``.venv-rasa`` (``python -m bot.rasa_server run ...`` takes every ar
   and TensorFlow's default pools (a thread per core each) handed every op to another thread
   and back, CPU spent on waking threads rather than on the model, on cores the gateway and
   the action server need (docs/performance.md). Training keeps the defaults.
+- **A serving RulePolicy tests only the rules that can match** (``bot/rasa_rules.py``: its
+  rules indexed by the previous action and intent of their last state; the same rules found,
+  ~1.1 ms of CPU a turn fewer), for ``rasa run`` only.
 - **The auth token comes from the environment** (``KEFU_RASA_TOKEN``, removed from it), never
   the command line that every local user can read with ``ps``.
 """
@@ -201,6 +204,10 @@ def serving_environment(argv: list[str], environ: dict[str, str] | os._Environ[s
 def main() -> None:
     install()
     serving_environment(sys.argv[1:], os.environ)
+    if sys.argv[1:2] == ["run"]:
+        from bot import rasa_rules
+
+        rasa_rules.install()
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *argv_with_token(sys.argv[1:], os.environ)]
