@@ -311,4 +311,10 @@ def _examples(facts: list[counts.TurnFacts], attribute: str, people: list[Custom
                      f"via database {turn.via_database}\n  page errors: {person.errors[-12:]}")
     lines.append("faults: " + ", ".join(f"{f.name} {f.started - started:.1f}-"
                                          f"{f.ended - started:.1f} s" for f in cluster.faults))
+    visitors = {fact.visitor for fact in facts if getattr(fact, attribute)}
+    for log in sorted((cluster.var / "cluster" / "logs").glob("gateway-*.log")):
+        text = log.read_text(errors="replace").splitlines()
+        mentions = [line for line in text if any(v in line for v in visitors)][-8:]
+        troubles = [line for line in text if "ERROR" in line or "Traceback" in line][-6:]
+        lines.append(f"{log.name}: {mentions + troubles}")
     return "\n".join(lines)
