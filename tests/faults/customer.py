@@ -153,6 +153,7 @@ class Customer:
     async def say(self, text: str, gateway: int) -> Turn:
         """Send one message through ``gateway`` and wait until it is answered (or routed)."""
         turn = Turn(f"m-{uuid.uuid4().hex[:20]}", text, gateway, time.monotonic())
+        frame = {"type": "message", "client_id": turn.client_id, "text": text}
         self.turns.append(turn)
         deadline = turn.sent + TURN_LIMIT
         i = gateway
@@ -172,7 +173,7 @@ class Customer:
             waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             self._handled[turn.client_id] = waiter
             try:
-                await ws.send_json({"type": "message", "client_id": turn.client_id, "text": text})
+                await ws.send_json(frame)
             except (ConnectionError, RuntimeError, aiohttp.ClientError):
                 continue  # the reader notices the drop; reconnect and resend
             turn.attempts += 1
@@ -188,8 +189,7 @@ class Customer:
                     resend_at = time.monotonic() + next(waits, CONFIRM_WAITS[-1])
                     if turn.client_id not in self._confirmed:  # widget.js checkConfirmed
                         try:
-                            await ws.send_json({"type": "message", "client_id": turn.client_id,
-                                                "text": text})
+                            await ws.send_json(frame)
                             turn.attempts += 1
                             turn.unconfirmed_resends += 1
                         except (ConnectionError, RuntimeError, aiohttp.ClientError):

@@ -536,19 +536,15 @@
 
   function checkConfirmed() {
     confirmTimer = null;
-    var waiting = loadPending().filter(function (item) {
+    var waiting = loadPending().some(function (item) {
       return stateOf(item.client_id) === "sending";
     });
-    if (!waiting.length) {
+    if (!waiting) {
       confirmRound = 0;
       return;
     }
     confirmRound += 1;
-    if (ready) {
-      waiting.forEach(function (item) {
-        sendFrame(messageFrame(item));
-      });
-    }
+    if (ready) sendUnconfirmed();
     expectConfirmation();
   }
 
@@ -681,6 +677,10 @@
   function resendPending() {
     retryTimer = null;
     if (!ready) return; // the next welcome resends anyway
+    sendUnconfirmed();
+  }
+
+  function sendUnconfirmed() {
     loadPending().forEach(function (item) {
       if (stateOf(item.client_id) === "sending") sendMessageFrame(item);
     });
