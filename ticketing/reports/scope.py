@@ -73,10 +73,7 @@ class Filters:
 
     def narrowed(self, dimension: str, key: str | None) -> Filters:
         """These filters and one more value: what a table row or chart bar drills into."""
-        if dimension not in DIMENSIONS:
-            raise ValidationError(f"unknown dimension {dimension!r}", field="dimension")
-        name = _FILTER_OF[dimension]
-        value: Any = None if key is None else (int(key) if name in _INT_FILTERS else key)
+        name, value = narrowing(dimension, key)
         return replace(self, **{name: (value,)})
 
     def active(self) -> bool:
@@ -117,6 +114,14 @@ def iso_week(day: str | date) -> str:
     value = date.fromisoformat(day) if isinstance(day, str) else day
     year, week, _ = value.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def narrowing(dimension: str, key: Any) -> tuple[str, Any]:
+    """The filter a table row or chart bar of ``dimension`` sets, and its value."""
+    if dimension not in DIMENSIONS:
+        raise ValidationError(f"unknown dimension {dimension!r}", field="dimension")
+    name = _FILTER_OF[dimension]
+    return name, None if key is None else (int(key) if name in _INT_FILTERS else key)
 
 
 def _zone(zone: str | tzinfo) -> tzinfo:

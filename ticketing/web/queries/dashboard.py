@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from ticketing.core.models import Agent, Category, Channel, Priority, Segment, Team
 from ticketing.reports import metrics
 from ticketing.reports.aggregates import SLA_TARGETS, CsatStats, TicketStats
-from ticketing.reports.scope import Filters, Period
+from ticketing.reports.scope import Filters, Period, narrowing
 from ticketing.shop.refunds.stats import refund_reason_stats
 from ticketing.web import texts
 from ticketing.web.texts import UI, ui
@@ -65,17 +66,33 @@ class Question:
 
     def drills(self, *, period: Period | None = None,
                narrow: tuple[str, Any] | None = None) -> Callable[[str], str]:
-        """:meth:`drill` for many metrics of one row: its query string is built once (a table
-        of 200 agents has ~1,600 links; building each from scratch was ~50 ms a page)."""
-        question = self
-        if period is not None:
-            question = Question(period, self.filters, self.dimension, self.grain)
-        if narrow is not None:
-            dimension, key = narrow
-            question = Question(question.period, question.filters.narrowed(dimension, key),
-                                self.dimension, self.grain)
-        base = question.link("/reports/tickets")
-        return lambda metric: f"{base}&{urlencode({'metric': metric})}"
+        """:meth:`drill` for many metrics of one row: its query string is put together once
+        from parts encoded once per question (a table of 200 agents has ~1,600 links; each
+        built from scratch was ~50 ms a page, each row's encoded anew ~20 ms)."""
+        days = self.period if period is None else period
+        parts = [f"since={days.first.isoformat()}&until={days.last.isoformat()}"]
+        encoded = self._encoded_filters
+        if narrow is None:
+            parts += encoded.values()
+        else:
+            name, value = narrowing(*narrow)
+            parts += (urlencode([(param, "" if value is None else str(value))])
+                      if filter_name == name else encoded[param]
+                      for param, filter_name in FILTER_PARAMS)
+        base = "/reports/tickets?" + "&".join(part for part in parts if part)
+        return lambda metric: f"{base}&{_metric_param(metric)}"
+
+    @cached_property
+    def _encoded_filters(self) -> dict[str, str]:
+        """Each filter's part of the query string ("" when unset), in :meth:`params` order."""
+        return {param: urlencode([(param, "" if value is None else str(value))
+                                  for value in getattr(self.filters, name)])
+                for param, name in FILTER_PARAMS}
+
+
+@lru_cache(maxsize=256)
+def _metric_param(metric: str) -> str:
+    return urlencode({"metric": metric})
 
 
 def span(seconds: float | None, language: str) -> str:
