@@ -1,8 +1,10 @@
 """Scale, side by side in one run: stock Rasa, Kefu as `make run`, Kefu's cluster (issue 13 §4).
 
 The same 6-turn bilingual script (turn_latency's KEFU_ZH / KEFU_EN, every other conversation in
-English) at 1, 10, 50 and 100 concurrent conversations, against three stacks started one after
-the other (never two at once), each on free 127.0.0.1 ports:
+English) at 1, 10, 50 and 100 concurrent conversations (a level of N holds N conversations in
+flight, each lane starting its next one as its last ends, for ``--rounds`` x N conversations),
+against three stacks started one after the other (never two at once), each on free 127.0.0.1
+ports:
 
 - ``stock``: a stock ``rasa init`` bot over its REST channel (turn_latency builds and caches it);
 - ``run``: Kefu as ``make run`` starts it (scripts/run_stack.py: one gateway, Rasa, action
@@ -434,7 +436,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 10, 50, 100])
     parser.add_argument("--rounds", type=int, default=2,
-                        help="waves of conversations per level")
+                        help="conversations per lane: a level of N runs rounds x N "
+                             "conversations, N at a time")
     parser.add_argument("--stacks", nargs="+", choices=STACKS, default=list(STACKS))
     parser.add_argument("--turn-timeout", type=float, default=120.0,
                         help="seconds a client waits for a turn's end before counting a timeout")

@@ -183,18 +183,28 @@ Conversation = Callable[[aiohttp.ClientSession, int, Tally], Awaitable[None]]
 
 async def run_level(conversation: Conversation, concurrency: int, rounds: int,
                     first: int, between: Callable[[], None] | None = None) -> tuple[Tally, float]:
-    """``rounds`` waves of ``concurrency`` simultaneous conversations numbered from ``first``;
-    returns the tally and the level's wall time. ``between`` runs just before the first wave
-    (a CPU snapshot, after the client session is up)."""
+    """``rounds * concurrency`` conversations numbered from ``first``, ``concurrency`` of them
+    in flight at every moment until the last has started: each of ``concurrency`` lanes starts
+    the next conversation as soon as its own ends. Returns the tally and the level's wall time
+    (to the last turn's end). ``between`` runs just before the first conversation (a CPU
+    snapshot, after the client session is up).
+
+    Waves (start ``concurrency``, wait for all of them, start the next) left the end of every
+    wave with fewer conversations in flight than the level names while the slowest finished;
+    a stack of several processes idled part of the machine there, a one-process stack hardly
+    did. Lanes keep the level's concurrency; one tail is left, at the very end."""
     tally = Tally()
+    numbers = iter(range(first, first + rounds * concurrency))  # shared: the next free number
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
+        async def lane() -> None:
+            for k in numbers:
+                await conversation(session, k, tally)
+
         if between is not None:
             between()
         started = time.perf_counter()
-        for r in range(rounds):
-            ks = [first + r * concurrency + i for i in range(concurrency)]
-            await asyncio.gather(*(conversation(session, k, tally) for k in ks))
+        await asyncio.gather(*(lane() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return tally, elapsed
 
