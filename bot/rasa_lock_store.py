@@ -55,7 +55,12 @@ def client(*, host: str, port: int, db: int, username: str | None, password: str
     restart closed, or refused while Redis starts again, is sent again on a new one for about
     :data:`RETRY_SECONDS` (redis-py 4.6, which Rasa pins, does not retry by itself), so a
     second's restart costs a turn that long instead of an apology and a ticket. Every command
-    sent through it is safe to repeat (reads, the count-checked append, the token-checked lock)."""
+    sent through it is safe to repeat (reads, the count-checked append, the token-checked lock).
+
+    ``OSError`` is in the list for the refusal: redis-py retries a connection attempt only on
+    its own exception types, and a refused connect raises the builtin ``ConnectionRefusedError``
+    (then wrapped, outside the retry), so a turn that began while Redis was down failed at once
+    with a 500 and the customer got an apology and a ticket (the fault suite's Redis restart)."""
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError, TimeoutError
@@ -64,7 +69,7 @@ def client(*, host: str, port: int, db: int, username: str | None, password: str
                           ssl=use_ssl, decode_responses=True, socket_connect_timeout=2,
                           socket_timeout=10,
                           retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), RETRIES),
-                          retry_on_error=[ConnectionError, TimeoutError])
+                          retry_on_error=[ConnectionError, TimeoutError, OSError])
 
 
 class RedisMutexLockStore(LockStore):

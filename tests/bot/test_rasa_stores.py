@@ -72,3 +72,12 @@ def test_turns_of_one_conversation_take_the_lock_in_turn(seen: dict) -> None:
     assert locks["foreign_kept"]  # a lapsed holder does not free the next holder's lock
     assert locks["waited_for_held"]  # LockError only after waiting the lock's lifetime
     assert locks["released_after_drop"]  # a connection Redis closed is not the end of it
+
+
+def test_a_turn_that_begins_while_redis_restarts_waits_for_it(seen: dict) -> None:
+    """Connections refused for 0.6 s (Redis starting again): the lock and the tracker are had
+    once it is back, instead of the turn failing with a 500 (an apology and a ticket)."""
+    outage = seen["outage"]
+    if "skipped" in outage:
+        pytest.skip(outage["skipped"])
+    assert outage["turn_after_outage"] is True, outage["turn_after_outage"]
