@@ -101,7 +101,9 @@ class Gateway(AssistantTurn):
     async def _receive(self, msg: Incoming, conversation: str,
                        on_stored: Callable[[int], Awaitable[None]] | None) -> Outcome:
         msg = cleaned(msg)
-        hinted = normalize_language(language_of_text(msg.text) or msg.language)
+        # the hint reads no more than a message may hold: a longer one is refused just below
+        hinted = normalize_language(language_of_text(msg.text[:self.settings.max_chars])
+                                    or msg.language)
         if len(msg.text) > self.settings.max_chars:
             return Outcome("too_long", language=hinted,
                            reply=texts.TOO_LONG.get(hinted, limit=self.settings.max_chars))

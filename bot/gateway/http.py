@@ -67,7 +67,7 @@ def build_app(gateway: Gateway, widget: WidgetChannel, telegram: TelegramChannel
             raise web.HTTPNotFound()
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a body nested too deep
             raise web.HTTPBadRequest() from None
         status = await telegram.webhook(body, request.headers.get("X-Telegram-Bot-Api-Secret-Token"))
         return web.Response(status=status)

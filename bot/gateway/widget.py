@@ -218,7 +218,7 @@ def _frame(message: Any) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(message.data)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: "[[[[…" 60,000 deep
         return None
     return data if isinstance(data, dict) else None
 

@@ -182,3 +182,45 @@ def test_a_turn_that_breaks_unexpectedly_says_unavailable_so_the_page_retries(
     [error] = [f for f in frames if f["type"] == "error"]
     assert error["code"] == "unavailable" and error["client_id"] == "m-1"
     assert frames[-1] == {"type": "handled", "client_id": "m-1", "route": "unavailable"}
+
+
+def test_a_frame_nested_too_deep_for_the_parser_is_a_bad_frame(session_factory) -> None:
+    """``[[[[…`` 60,000 deep raised RecursionError out of the frame reader (the socket's
+    handler crashed); it is a frame that cannot be read, like any other, and the socket still
+    serves the next message."""
+    async def scenario(client: TestClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        ws = await client.ws_connect("/ws")
+        await ws.send_json({"type": "hello", "visitor": VISITOR, "language": "en"})
+        assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+        await ws.send_str("[" * 60_000)
+        refused = await ws.receive_json(timeout=10)
+        await ws.send_json({"type": "message", "client_id": "m-2", "text": "hello"})
+        frames: list[dict[str, Any]] = []
+        while not frames or frames[-1]["type"] != "handled":
+            frames.append(await ws.receive_json(timeout=10))
+        await ws.close()
+        return refused, frames
+
+    refused, frames = _run(session_factory, scenario)
+    assert refused["type"] == "error" and refused["code"] == "bad_frame"
+    assert any(f["type"] == "message" for f in frames)
+
+
+def test_a_message_of_a_whole_frame_of_letters_is_refused_as_too_long(session_factory) -> None:
+    """60,000 letters without a digit: refused as too long, in the customer's language, with
+    nothing stored; reading its language looks at the first ``max_chars`` only (the number
+    pattern that looked at all of it took seconds of the event loop)."""
+    async def scenario(client: TestClient) -> list[dict[str, Any]]:
+        ws = await client.ws_connect("/ws", max_msg_size=0)
+        await ws.send_json({"type": "hello", "visitor": VISITOR, "language": "en"})
+        assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+        await ws.send_json({"type": "message", "client_id": "m-3", "text": "a" * 60_000})
+        frames: list[dict[str, Any]] = []
+        while not frames or frames[-1]["type"] != "handled":
+            frames.append(await ws.receive_json(timeout=10))
+        await ws.close()
+        return frames
+
+    frames = _run(session_factory, scenario)
+    [error] = [f for f in frames if f["type"] == "error"]
+    assert error["code"] == "too_long" and error["client_id"] == "m-3"

@@ -61,3 +61,37 @@ def test_texts_follow_the_language() -> None:
     assert hello.get("zh-CN", name="王") == "您好，王"
     assert hello.get("en", name="Wang") == "Hello, Wang"
     assert normalize_language(None) == "zh"
+
+
+def test_numbers_are_blanked_as_runs_with_a_digit() -> None:
+    """The linear blanking says what the old ``[…]*\\d[…]*`` pattern said, on texts made to
+    have runs with and without digits next to CJK, spaces and punctuation."""
+    import random
+    import re
+
+    from ticketing.core.i18n import _blank_numbers
+
+    backtracking = re.compile(r"[\w#¥$￥.,:/+-]*\d[\w#¥$￥.,:/+-]*", re.ASCII)
+    pieces = list("ab1 9,.:/+-#¥$￥_中文Zé\n")
+    rng = random.Random(2026)
+    for _ in range(5_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        assert _blank_numbers(text) == backtracking.sub(" ", text), text
+
+
+def test_a_huge_message_without_digits_does_not_hang_the_caller() -> None:
+    """A hang guard, not a speed goal: 256 KiB of letters took the old pattern minutes (its
+    time grew with the square of the length; the gateway reads frames up to 64 KiB on its
+    event loop). An alarm ends the test if it runs for 20 s."""
+    import signal
+
+    def hung(*_: object) -> None:
+        raise TimeoutError("language_of_text hangs on a long run without digits")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        assert language_of_text("a" * 262_144) == "en"
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
