@@ -38,6 +38,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from actions import endpoint_guard
 from ticketing.core.metrics_listener import counting
 from ticketing.desk.handoffs import BACKEND_UNAVAILABLE, HANDOFF_MARKER_KEY
 
@@ -145,20 +146,23 @@ def build_app(actions: Any = "actions", *, cors: Any = None, auto_reload: bool =
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse rasa_sdk's arguments, set up its logging, and serve (as ``rasa_sdk.endpoint.run``
-    does: ``SANIC_HOST``, 0.0.0.0 unless set; ``bot/assistant.py`` sets 127.0.0.1)."""
+    does, but on ``SANIC_HOST`` or 127.0.0.1, never every interface by default, and with
+    ``KEFU_ACTION_TOKEN`` required beyond this machine: ``endpoint_guard.py``)."""
     from rasa_sdk import utils
     from rasa_sdk.constants import APPLICATION_ROOT_LOGGER_NAME
     from rasa_sdk.endpoint import create_argument_parser, create_ssl_context
 
     args = create_argument_parser().parse_args(argv)
+    host = endpoint_guard.serving_host(os.environ)
+    token = endpoint_guard.required_token(host, os.environ)
     logging.getLogger("matplotlib").setLevel(logging.WARN)
     utils.configure_colored_logging(args.loglevel)
     utils.configure_file_logging(logging.getLogger(APPLICATION_ROOT_LOGGER_NAME), args.log_file,
                                  args.loglevel, args.logging_config_file)
     utils.update_sanic_log_level()
     app = build_app(args.actions or "actions", cors=args.cors, auto_reload=args.auto_reload)
+    endpoint_guard.guard(app, token)
     ssl = create_ssl_context(args.ssl_certificate, args.ssl_keyfile, args.ssl_password)
-    host = os.environ.get("SANIC_HOST", "0.0.0.0")
     log.info("Kefu action server on %s://%s:%d (metrics at /metrics)",
              "https" if ssl else "http", host, args.port)
     app.run(host, args.port, ssl=ssl, workers=utils.number_of_sanic_workers())

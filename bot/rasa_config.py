@@ -29,7 +29,7 @@ import httpx
 
 from bot.rasa_pool import normalise_url
 from ticketing.core.errors import ConfigurationError
-from ticketing.core.hosts import is_loopback
+from ticketing.core.hosts import ACTION_TOKEN_HEADER, is_loopback
 from ticketing.core.settings import dev_secret
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +43,7 @@ class AssistantSettings:
     action_port: int = 5055
     rasa_host: str = "127.0.0.1"  # the interface Rasa binds (KEFU_RASA_HOST)
     rasa_token: str | None = None  # KEFU_RASA_TOKEN; None = the generated development token
+    action_token: str | None = None  # KEFU_ACTION_TOKEN: Rasa shows it to the action server
     redis_url: str | None = None
     var_dir: Path = ROOT / "var"
     models_dir: Path = ROOT / "models"
@@ -55,6 +56,7 @@ class AssistantSettings:
             action_port=int(env.get("KEFU_ACTION_PORT", "5055")),
             rasa_host=env.get("KEFU_RASA_HOST") or "127.0.0.1",
             rasa_token=env.get("KEFU_RASA_TOKEN") or None,
+            action_token=env.get("KEFU_ACTION_TOKEN") or None,
             redis_url=env.get("KEFU_REDIS_URL") or None,
             var_dir=Path(env.get("KEFU_VAR_DIR", ROOT / "var")),
             models_dir=Path(env.get("KEFU_MODELS_DIR", ROOT / "models")),
@@ -147,7 +149,10 @@ def _redis_store(url: str, *, kind: str) -> dict[str, object]:
 
 def endpoints(settings: AssistantSettings) -> dict[str, object]:
     """The content of Rasa's endpoints file for these settings."""
-    config: dict[str, object] = {"action_endpoint": {"url": settings.action_url}}
+    action: dict[str, object] = {"url": settings.action_url}
+    if settings.action_token:  # actions/endpoint_guard.py checks it
+        action["headers"] = {ACTION_TOKEN_HEADER: settings.action_token}
+    config: dict[str, object] = {"action_endpoint": action}
     if settings.redis_url:
         config["tracker_store"] = _redis_store(settings.redis_url, kind="tracker")
         config["lock_store"] = _redis_store(settings.redis_url, kind="lock")
