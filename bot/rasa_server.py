@@ -38,7 +38,9 @@ Runs inside ``.venv-rasa`` (``python -m bot.rasa_server run ...`` takes every ar
   rules indexed by the previous action and intent of their last state; the same rules found,
   ~1.1 ms of CPU a turn fewer), for ``rasa run`` only.
 - **The auth token comes from the environment** (``KEFU_RASA_TOKEN``, removed from it), never
-  the command line that every local user can read with ``ps``.
+  the command line that every local user can read with ``ps``; and it guards the REST
+  webhook as well as Rasa's API (Rasa's token covers the API only, and the webhook speaks as
+  any sender it is given).
 """
 
 from __future__ import annotations
@@ -188,6 +190,44 @@ def install() -> None:
         event.listen(Engine, "connect", _sqlite_pragmas)
 
 
+def _webhook_with_token(original: Callable[..., Any], token: str) -> Callable[..., Any]:
+    """``RestInput.blueprint`` whose ``POST …/webhook`` needs ``?token=``, as Rasa's HTTP API
+    does: Rasa's ``--auth-token`` covers its API but not its input channels, and the REST
+    webhook speaks as any sender it is given (``widget:c-7``: that customer's orders,
+    refunds and address), with any metadata (the ``verified`` flag). The gateway sends the
+    token on every call (``bot/rasa_client.py``)."""
+    import hmac
+
+    from sanic import response
+
+    expected = token.encode()
+
+    def blueprint(self: Any, on_new_message: Any) -> Any:
+        found = original(self, on_new_message)
+
+        @found.middleware("request")
+        async def _needs_token(request: Any) -> Any:
+            if request.method != "POST" or not request.path.endswith("/webhook"):
+                return None
+            given = (request.args.get("token") or "").encode()
+            if hmac.compare_digest(given, expected):
+                return None
+            return response.json({"error": "the REST webhook needs Rasa's token"}, status=401)
+
+        return found
+
+    blueprint.kefu_token = True  # type: ignore[attr-defined]
+    return blueprint
+
+
+def guard_rest_webhook(token: str | None) -> None:
+    """Install :func:`_webhook_with_token` (nothing without a token: a bare ``rasa run``)."""
+    from rasa.core.channels.rest import RestInput
+
+    if token and not getattr(RestInput.blueprint, "kefu_token", False):
+        RestInput.blueprint = _webhook_with_token(RestInput.blueprint, token)  # type: ignore
+
+
 def argv_with_token(argv: list[str], environ: dict[str, str] | os._Environ[str]) -> list[str]:
     """``argv`` plus ``--auth-token`` from ``KEFU_RASA_TOKEN`` (taken out of ``environ``)."""
     token = environ.pop(TOKEN_VARIABLE, None)
@@ -210,6 +250,7 @@ def main() -> None:
         rasa_rules.install()
     from rasa.__main__ import main as rasa_main
 
+    guard_rest_webhook(os.environ.get(TOKEN_VARIABLE))
     sys.argv = ["rasa", *argv_with_token(sys.argv[1:], os.environ)]
     rasa_main()
 

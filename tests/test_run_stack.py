@@ -69,10 +69,14 @@ def test_launcher_seeds_once_and_runs_the_whole_stack(tmp_path: Path) -> None:
                          ports=(rasa_port, _free_port(), gateway_port), desk_port=desk_port)
     assert proc.poll() is None, "\n".join(lines)
     try:
-        answer = httpx.post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook", timeout=60,
-                            json={"sender": "widget:demo-1", "message": "我的订单到哪了"}).json()
-        # Rasa's HTTP API answers only with the token the gateway holds (var/rasa.token)
+        # Rasa's HTTP API and its REST webhook answer only with the token the gateway holds
+        # (var/rasa.token): the webhook speaks as any sender it is given
         token = (tmp_path / "rasa.token").read_text().strip()
+        webhook = f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook"
+        spoofed = httpx.post(webhook, timeout=60,
+                             json={"sender": "widget:demo-1", "message": "我的订单到哪了"})
+        answer = httpx.post(webhook, params={"token": token}, timeout=60,
+                            json={"sender": "widget:demo-1", "message": "我的订单到哪了"}).json()
         tracker_url = f"http://127.0.0.1:{rasa_port}/conversations/widget:demo-1/tracker"
         tracker_without = httpx.get(tracker_url, timeout=30)
         tracker_with = httpx.get(tracker_url, params={"token": token}, timeout=30)
@@ -91,6 +95,7 @@ def test_launcher_seeds_once_and_runs_the_whole_stack(tmp_path: Path) -> None:
     text = "\n".join(lines)
     assert "demo data: loaded" in text
     assert tracker_without.status_code == 401 and tracker_with.status_code == 200
+    assert spoofed.status_code == 401  # nothing ran: the answer below is the first turn's
     assert token not in text  # never printed, not even in the readiness line
     assert "sla-worker" in text and "worker started" in text
     assert "ready    : actions" in text and "ready    : rasa" in text
