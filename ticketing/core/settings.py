@@ -60,6 +60,9 @@ class Settings:
     desk_host: str = "127.0.0.1"
     desk_port: int = 8001
     desk_secure_cookies: bool = False  # set on behind HTTPS (KEFU_DESK_SECURE_COOKIES)
+    # addresses whose X-Forwarded-For the desk believes (KEFU_DESK_TRUSTED_PROXIES): the
+    # sign-in lockout by address needs the person's address, not the proxy's
+    desk_trusted_proxies: str = "127.0.0.1"
     demo_page: bool = False  # the demo sign-in page (``KEFU_DEMO_PAGE``): `make run` turns it on
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -155,5 +158,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         desk_host=env.get("KEFU_DESK_HOST", "127.0.0.1"),
         desk_port=int(env.get("KEFU_DESK_PORT", "8001")),
         desk_secure_cookies=parse_switch(env.get("KEFU_DESK_SECURE_COOKIES"), default=False),
+        desk_trusted_proxies=env.get("KEFU_DESK_TRUSTED_PROXIES", "").strip() or "127.0.0.1",
         demo_page=parse_switch(env.get("KEFU_DEMO_PAGE"), default=False),
     )

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import uvicorn
 
 from ticketing.core.db import make_engine, make_session_factory
-from ticketing.core.settings import load_settings
+from ticketing.core.settings import Settings, load_settings
 from ticketing.conversations import wakeups
 from ticketing.desk import facts, live_events, timer_index
 from ticketing.web.app import create_app
 from ticketing.web.warmup import warm_up
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the desk. Behind the proxy (docs/deploy.md) every connection comes
+    from the proxy, so the person's address (sign-in lockout, audit) is taken from
+    X-Forwarded-For, believed only from ``KEFU_DESK_TRUSTED_PROXIES``."""
+    return {"host": settings.desk_host, "port": settings.desk_port, "log_level": "info",
+            "proxy_headers": True, "forwarded_allow_ips": settings.desk_trusted_proxies}
 
 
 def main() -> None:
@@ -33,8 +42,7 @@ def main() -> None:
         wakeups.install(session_factory, redis_client)  # agent replies reach customers at once
     app = create_app(settings=settings, session_factory=session_factory, redis=redis_client)
     warm_up(app.state.desk)  # connections, statements and templates before the first request
-    uvicorn.run(app, host=settings.desk_host, port=settings.desk_port, log_level="info",
-                proxy_headers=False)
+    uvicorn.run(app, **server_options(settings))
 
 
 if __name__ == "__main__":

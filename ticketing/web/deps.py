@@ -82,6 +82,8 @@ def desk_of(request: Request) -> Desk:
 
 
 def client_ip(request: Request) -> str | None:
+    """The person's address: behind a trusted proxy uvicorn has already put X-Forwarded-For's
+    address here (``ticketing.web.__main__.server_options``), never the proxy's own."""
     return request.client.host if request.client else None
 
 

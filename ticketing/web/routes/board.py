@@ -51,9 +51,10 @@ def _team_ids(session: Session, who: Principal, team: str | None) -> list[int] |
         raise PermissionDenied("the team board is for supervisors and managers")
     wanted: int | None = None
     if team is not None and team.strip():
-        if not team.strip().isdigit():
+        text = team.strip()
+        if not (text.isascii() and text.isdigit()):  # isdigit alone takes "²", int() does not
             raise TeamNotFound(team=team)
-        wanted = int(team)
+        wanted = int(text)
     if who.role is Role.SUPERVISOR:
         mine = supervised_teams(session, who.team_id)
         if wanted is not None and wanted not in mine:

@@ -95,7 +95,7 @@ def home(
     request: Request, who: Annotated[Principal, Depends(principal)],
     queue: str | None = None, category: str | None = None, priority: str | None = None,
     tier: str | None = None, channel: str | None = None, state: str | None = None,
-    q: str | None = None, offset: int = 0,
+    q: str | None = None, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
     desk = desk_of(request)
     language, now = who.language, desk.clock()

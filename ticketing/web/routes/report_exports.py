@@ -1,8 +1,9 @@
 """The reports' CSV exports: one row per ticket behind any figure, and every table.
 
 UTF-8 with a byte-order mark, so spreadsheet programs read Chinese correctly; never a phone
-number or an address (the rows come from ``reports.drill``, which has none). Who may export,
-and the question in the query string, are the dashboard's (``routes/reports.py``).
+number or an address (the rows come from ``reports.drill``, which has none); text a spreadsheet
+would run as a formula (a customer's comment ``=HYPERLINK(...)``) starts with ``'``. Who may
+export, and the question in the query string, are the dashboard's (``routes/reports.py``).
 """
 
 from __future__ import annotations
@@ -36,13 +37,29 @@ TICKET_COLUMNS = ("number", "customer_segment", "channel", "category", "priority
                   "comment", "refund_reason")
 
 
+# a cell starting with one of these is a formula to a spreadsheet (CSV injection); the
+# full-width signs too, as a Chinese input method types them and some spreadsheets fold them
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def _cell(value: Any) -> Any:
+    """A value as written: text that would start a formula gets a leading ``'`` (shown as
+    text); numbers stay numbers, negative ones included."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv(rows: Iterator[list[Any]], filename: str) -> StreamingResponse:
+    """Every export's one way out: the BOM, then each cell through :func:`_cell`."""
     def lines() -> Iterator[str]:
         yield "\ufeff"
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         for row in rows:
-            writer.writerow(["" if v is None else v for v in row])
+            writer.writerow([_cell(v) for v in row])
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

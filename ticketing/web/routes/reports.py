@@ -102,7 +102,7 @@ def _filter_value(name: str, text: str) -> Any:
     if text == "":
         return None  # "unassigned": tickets without an owner or team
     if name in ("agents", "teams", "tiers"):
-        if not text.isdigit() or len(text) > 9:
+        if not (text.isascii() and text.isdigit()) or len(text) > 9:  # "²" is a digit too
             raise ValidationError(f"{name} takes numbers", field=name)
         return int(text)
     if text not in _ENUMS[name]:
@@ -205,7 +205,7 @@ def drill_page(request: Request, who: Reader) -> Any:
 
 def _page(request: Request) -> int:
     text = request.query_params.get("page") or "1"
-    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+    if not (text.isascii() and text.isdigit()) or len(text) > 6 or not 1 <= int(text) <= 100_000:
         raise ValidationError("page must be a positive number", field="page")
     return int(text)
 
@@ -249,7 +249,7 @@ def _refunds(session: Any, question: Question, query: Any) -> list[dict[str, Any
         text = query.get(name)
         if text is None:
             continue
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()) or len(text) > 9:  # an id, never "²"
             raise ValidationError(f"{name} takes a number", field=name)
         if column is not None:
             stmt = stmt.where(column == int(text))

@@ -275,7 +275,7 @@ def ticket_json(request: Request, ticket_id: Id,
             responses=errors(404))
 def canned_json(request: Request, who: Annotated[Principal, Depends(principal)],
                 ticket_id: Annotated[Id, Query()],
-                order_id: Annotated[int | None, Query()] = None) -> list[CannedOut]:
+                order_id: Annotated[Id | None, Query()] = None) -> list[CannedOut]:
     """Every canned reply, titled in the agent's language and rendered in the ticket's, with
     the customer's name, the order number (``order_id``, else the ticket's order) and the
     agent's first name filled in."""
