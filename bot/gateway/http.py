@@ -65,11 +65,14 @@ def build_app(gateway: Gateway, widget: WidgetChannel, telegram: TelegramChannel
     async def telegram_webhook(request: web.Request) -> web.Response:
         if telegram is None:
             raise web.HTTPNotFound()
+        secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token")
+        if not telegram.accepts(secret):  # before reading a stranger's body
+            raise web.HTTPForbidden()
         try:
             body = await request.json()
         except (ValueError, RecursionError):  # RecursionError: a body nested too deep
             raise web.HTTPBadRequest() from None
-        status = await telegram.webhook(body, request.headers.get("X-Telegram-Bot-Api-Secret-Token"))
+        status = await telegram.webhook(body, secret)
         return web.Response(status=status)
 
     app.router.add_get("/", index)

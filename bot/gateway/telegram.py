@@ -5,6 +5,10 @@ contact whose ``user_id`` is the sender's verifies them by phone; photos in a ha
 conversation are stored and attached to the ticket; other non-text messages get a polite
 answer. Duplicate updates (same ``update_id``) are handled once (the inbound log).
 
+Private chats only: a conversation is one person's, and verifying it opens their orders and
+address. In a group every member would share the account of whoever shared their contact, so
+nothing from a group or channel is routed, stored or verified (``on_elsewhere``).
+
 Polling runs in one gateway process at a time: the holder of the polling lease
 (``polling_lease.py``) polls, the others stand by and take over when it lapses. Every process
 can still deliver (sending needs no lease); webhook mode needs no lease at all.
@@ -14,19 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
 from pathlib import Path
 from typing import Any
 
 from telegram import (
+    Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
+    Message,
+    MessageEntity,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatAction
+from telegram.constants import ChatAction, ChatType
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -86,6 +95,52 @@ def dedupe_key(update: Update) -> str:
     return key
 
 
+def is_private(update: Update) -> bool:
+    """A one-to-one chat with the bot: the only kind of chat that is one customer's."""
+    chat = update.effective_chat
+    return chat is not None and chat.type == ChatType.PRIVATE
+
+
+def private_chat_id(external_id: str) -> int:
+    """The chat to send to; never a group's or channel's (ids below zero on Telegram).
+
+    A group conversation linked to a customer before the bot was private-only must not get
+    that customer's messages: the send fails (and is retried) rather than reach the group.
+    """
+    chat_id = int(external_id)
+    if chat_id <= 0:
+        raise ValueError(f"Telegram chat {chat_id} is not a private chat: not sent")
+    return chat_id
+
+
+def addressed(message: Message, bot: Bot) -> bool:
+    """A command for this bot, a mention of it or a reply to it: someone wants to use it."""
+    username = (bot.username or "").lower()
+    found: dict[MessageEntity, str] = {}
+    if message.text:
+        found.update(message.parse_entities())
+    if message.caption:
+        found.update(message.parse_caption_entities())
+    for entity, text in found.items():
+        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+            target = text.partition("@")[2].lower()
+            if not target or target == username:
+                return True
+        elif entity.type == MessageEntity.MENTION and text[1:].lower() == username:
+            return True
+        elif entity.type == MessageEntity.TEXT_MENTION and entity.user is not None \
+                and entity.user.id == bot.id:
+            return True
+    reply = message.reply_to_message
+    return reply is not None and reply.from_user is not None and reply.from_user.id == bot.id
+
+
+def private_only(username: str | None, *, link: bool = True) -> str:
+    """The notice in both languages at once: a group's members do not share one language."""
+    text = f"{texts.PRIVATE_ONLY.zh}\n{texts.PRIVATE_ONLY.en}"
+    return f"{text}\nhttps://t.me/{username}" if link and username else text
+
+
 def contact_keyboard(language: str) -> ReplyKeyboardMarkup:
     return ReplyKeyboardMarkup([[KeyboardButton(texts.SHARE_PHONE.get(language),
                                                 request_contact=True)]],
@@ -103,6 +158,7 @@ class TelegramChannel:
         self.application: Application | None = None
         self._standby: asyncio.Task[None] | None = None
         self._offered: set[str] = set()  # chats shown the "share my phone number" keyboard
+        self._told: set[int] = set()  # groups and channels told to write privately
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -116,12 +172,14 @@ class TelegramChannel:
         if settings.telegram_webhook_url:
             builder = builder.updater(None)  # updates arrive on the gateway's own HTTP server
         app = builder.build()
-        app.add_handler(CommandHandler("start", self.on_start))
-        app.add_handler(MessageHandler(filters.CONTACT, self.on_contact))
-        app.add_handler(MessageHandler(filters.PHOTO, self.on_photo))
-        app.add_handler(MessageHandler(filters.TEXT, self.on_text))
-        app.add_handler(CallbackQueryHandler(self.on_button))
-        app.add_handler(MessageHandler(filters.ALL, self.on_other))
+        private = filters.ChatType.PRIVATE
+        app.add_handler(MessageHandler(~private, self.on_elsewhere))  # first: never routed
+        app.add_handler(CommandHandler("start", self.on_start, filters=private))
+        app.add_handler(MessageHandler(private & filters.CONTACT, self.on_contact))
+        app.add_handler(MessageHandler(private & filters.PHOTO, self.on_photo))
+        app.add_handler(MessageHandler(private & filters.TEXT, self.on_text))
+        app.add_handler(CallbackQueryHandler(self.on_button))  # no chat filter: checks itself
+        app.add_handler(MessageHandler(private, self.on_other))
         app.add_error_handler(self.on_error)
         self.application = app
         return app
@@ -181,10 +239,16 @@ class TelegramChannel:
             await app.stop()
         await app.shutdown()
 
+    def accepts(self, secret: str | None) -> bool:
+        """Whether a webhook call carries the secret token (compared in constant time): the
+        HTTP server asks before it reads the body."""
+        expected = self.gateway.settings.telegram_webhook_secret
+        return (self.application is not None and bool(expected) and secret is not None
+                and hmac.compare_digest(secret.encode(), expected.encode()))
+
     async def webhook(self, body: dict[str, Any], secret: str | None) -> int:
         """One update posted by Telegram; 403 unless the secret token matches."""
-        expected = self.gateway.settings.telegram_webhook_secret
-        if self.application is None or not expected or secret != expected:
+        if not self.accepts(secret):
             return 403
         update = Update.de_json(body, self.application.bot)
         await self.application.update_queue.put(update)
@@ -193,6 +257,7 @@ class TelegramChannel:
     # -- Channel protocol --------------------------------------------------------------------
 
     async def deliver(self, external_id: str, entry: Entry) -> None:
+        chat_id = private_chat_id(external_id)
         bot = self._bot()
         markup: Any = None
         offered = False  # the chat sees the contact keyboard (or its removal) with this message
@@ -206,13 +271,14 @@ class TelegramChannel:
             offered = True
         text = entry.text if entry.kind != "agent_reply" or not entry.agent else \
             f"👤 {entry.agent}: {entry.text}"
-        await bot.send_message(chat_id=int(external_id), text=text[:4096], reply_markup=markup)
+        await bot.send_message(chat_id=chat_id, text=text[:4096], reply_markup=markup)
         if offered:  # only once it was shown: a failed send is retried with the keyboard
             self._offered.add(external_id)
 
     async def typing(self, external_id: str, on: bool) -> None:
         if on:
-            await self._bot().send_chat_action(chat_id=int(external_id), action=ChatAction.TYPING)
+            await self._bot().send_chat_action(chat_id=private_chat_id(external_id),
+                                               action=ChatAction.TYPING)
 
     def _bot(self) -> Any:
         if self.application is None:
@@ -227,9 +293,12 @@ class TelegramChannel:
     # -- handlers ----------------------------------------------------------------------------
 
     def _incoming(self, update: Update, **fields: Any) -> Incoming:
+        """The customer's message, keyed on their private chat (refused for any other)."""
         user = update.effective_user
         chat = update.effective_chat
-        return Incoming(channel=self.name, external_id=str(chat.id if chat else user.id),
+        if chat is None or not is_private(update):
+            raise ValueError("only a private Telegram chat is a customer's conversation")
+        return Incoming(channel=self.name, external_id=str(chat.id),
                         dedupe_key=dedupe_key(update),
                         language=user.language_code if user else None, **fields)
 
@@ -250,8 +319,13 @@ class TelegramChannel:
         outcome = await self.gateway.receive(self._incoming(update, text=text))
         await self._reply(update, outcome)
 
-    async def on_button(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A button press; one in a group (an old answer's keyboard) only stops the spinner
+        and tells the presser alone, in a toast, to write privately."""
         query = update.callback_query
+        if not is_private(update):
+            await query.answer(text=private_only(context.bot.username, link=False))
+            return
         await query.answer()
         data = query.data or ""
         title, payload = data, data
@@ -307,6 +381,28 @@ class TelegramChannel:
             return
         outcome = await self.gateway.receive(self._incoming(update, kind="unsupported"))
         await self._reply(update, outcome)
+
+    async def on_elsewhere(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A group's or channel's message: never routed, stored or verified.
+
+        Only someone addressing the bot (a command for it, a mention, a reply to it) is told to
+        write privately, and a chat is told once per process: a shop's bot must not chime in on
+        a customer group's chatter or repeat itself there; the notice stays in the chat's
+        history for whoever tries next.
+        """
+        message = update.message or update.channel_post  # edits are not someone new asking
+        chat = update.effective_chat
+        if message is None or chat is None or chat.id in self._told:
+            return
+        if not addressed(message, context.bot):
+            return
+        self._told.add(chat.id)  # before sending: a failure is not retried in the group
+        try:
+            await context.bot.send_message(chat_id=chat.id,
+                                           text=private_only(context.bot.username))
+        except TelegramError as exc:  # e.g. not allowed to post in that channel
+            log.warning("could not tell %s chat %s to write privately: %s", chat.type,
+                        chat.id, exc)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram update %r failed: %s", getattr(update, "update_id", None),

@@ -52,3 +52,7 @@ BUSY = Text(
     zh="当前咨询人数较多，请稍等片刻再发一次，我们会尽快回复。",
     en="Many people are asking right now. Please send your message again in a moment.",
 )
+PRIVATE_ONLY = Text(
+    zh="为保护您的隐私，我只在私聊中服务。请私聊我咨询订单、退款等问题。",
+    en="To protect your privacy, I only help in private chats. Please message me directly.",
+)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -484,6 +485,10 @@ def test_webhook_mode_checks_the_secret(
                 assert tg.post_webhook(wrong, secret_token="not-the-secret") == 403
                 missing = tg.push_text(WEBHOOK_REFUSED, "hello")
                 assert tg.post_webhook(missing) == 403
+                # the secret is checked before a stranger's body is read (403, not 400)
+                assert httpx.post(url, content=b"[" * 1000, timeout=WAIT, headers={
+                    "X-Telegram-Bot-Api-Secret-Token": "not-the-secret",
+                    "Content-Type": "application/json"}).status_code == 403
                 quiet(tg, WEBHOOK_REFUSED, 0)
                 quiet(tg, WEBHOOK_USER, 1, seconds=0)
                 assert desk.inbound(conversation(WEBHOOK_REFUSED)) == []
