@@ -190,12 +190,19 @@ def _lines(clauses: list[ColumnElement[bool]]) -> Select[Any]:
 
 
 def tickets(session: Session, key: str, period: Period, filters: Filters, *, now: datetime,
-            page: int = 1, page_size: int = PAGE_SIZE) -> tuple[list[TicketLine], int]:
-    """One page of the tickets behind ``key`` (newest first) and how many there are in all."""
+            page: int = 1, page_size: int = PAGE_SIZE,
+            visible: ColumnElement[bool] | None = None) -> tuple[list[TicketLine], int]:
+    """One page of the tickets behind ``key`` (newest first) and how many there are in all.
+    ``visible``: a clause on :class:`Ticket` the reader's role allows (a supervisor's lists
+    hold only the tickets they may open; the figures above them count every ticket)."""
     if page < 1 or not 1 <= page_size <= 500:
         raise ValidationError("page must be 1 or more, page_size 1-500", field="page")
     clauses = where(key, period, filters, now=now)
-    total = session.scalar(select(func.count()).select_from(TicketFact).where(*clauses)) or 0
+    counted = select(func.count()).select_from(TicketFact)
+    if visible is not None:
+        clauses.append(visible)
+        counted = counted.join(Ticket, Ticket.id == TicketFact.ticket_id)
+    total = session.scalar(counted.where(*clauses)) or 0
     rows = session.execute(
         _lines(clauses).order_by(TicketFact.created_at.desc(), TicketFact.ticket_id.desc())
         .limit(page_size).offset((page - 1) * page_size))
@@ -203,9 +210,13 @@ def tickets(session: Session, key: str, period: Period, filters: Filters, *, now
 
 
 def all_tickets(session: Session, key: str, period: Period, filters: Filters, *,
-                now: datetime, batch: int = 2000) -> Iterator[TicketLine]:
-    """Every ticket behind ``key``, oldest first, streamed in batches (for the CSV export)."""
+                now: datetime, batch: int = 2000,
+                visible: ColumnElement[bool] | None = None) -> Iterator[TicketLine]:
+    """Every ticket behind ``key``, oldest first, streamed in batches (for the CSV export);
+    ``visible`` as in :func:`tickets`."""
     clauses = where(key, period, filters, now=now)
+    if visible is not None:
+        clauses.append(visible)
     after: tuple[datetime, int] | None = None
     while True:
         stmt = _lines(clauses).order_by(TicketFact.created_at, TicketFact.ticket_id).limit(batch)

@@ -105,3 +105,33 @@ def test_table_exports_and_bad_questions(app, people: People, rated: dict[str, s
                 "category=weather", "dimension=mood", "grain=year"):
         assert manager.get(f"/reports?{bad}").status_code == 422, bad
     assert manager.get(f"/reports/tickets?{RANGE}&metric=nope").status_code == 422
+
+
+def test_a_supervisors_ticket_lists_hold_only_tickets_they_may_open(
+        app, people: People, session_factory: sessionmaker[Session]) -> None:
+    """§SEC-5: a supervisor reads the figures of every team, but the lists behind them (the
+    drill-down and the ticket CSV) only the tickets they may open at the desk; another
+    tier's ticket, its subject and its survey comment stay out. A manager sees it."""
+    with session_factory.begin() as s:
+        make = Factory(s, PiiCipher(TEST_KEY))
+        customer = make.customer()
+        ops = ticket(s, customer, created=utc(2026, 2, 24, 2), owner=people.desk.l3, tier=3,
+                     state=TicketState.SOLVED, messages=[(H, "agent")],
+                     events=[(2 * H, "state_changed", "solved")])
+        ops.subject = "OPS-ONLY-SUBJECT"
+        survey(s, ops, sent=utc(2026, 2, 24, 5), score=1, agent=people.desk.l3,
+               comment="OPS-ONLY-COMMENT")
+        number = ops.number
+    supervisor = sign_in(app, people.desk.supervisor)
+    manager = sign_in(app, people.manager)
+    for reader, sees in ((supervisor, False), (manager, True)):
+        page = reader.get(f"/reports/tickets?{RANGE}&metric=tickets")
+        export = reader.get(f"/reports/export/tickets.csv?{RANGE}").content.decode("utf-8-sig")
+        assert page.status_code == 200
+        for text in (page.text, export):
+            assert (number in text) is sees
+            assert ("OPS-ONLY-COMMENT" in text) is sees
+        assert ("OPS-ONLY-SUBJECT" in page.text) is sees
+    summary = supervisor.get(f"/api/v1/reports/summary?{RANGE}").json()
+    tickets = next(f for f in summary["figures"] if f["key"] == "tickets")
+    assert tickets["value"] == "1"  # the figures still count every team's tickets

@@ -25,7 +25,7 @@ from ticketing.web.api import errors
 from ticketing.web.deps import desk_of
 from ticketing.web.queries import dashboard
 from ticketing.web.queries.dashboard import Question
-from ticketing.web.routes.reports import Reader, question_of
+from ticketing.web.routes.reports import Reader, question_of, visible_lines
 from ticketing.web.texts import ui
 
 router = APIRouter()
@@ -82,7 +82,7 @@ def export_tickets(request: Request, who: Reader) -> StreamingResponse:
         yield list(TICKET_COLUMNS)
         with desk.unit_of_work() as session:
             for line in drill.all_tickets(session, metric, question.period, question.filters,
-                                          now=now):
+                                          now=now, visible=visible_lines(session, who)):
                 yield _ticket_row(line, now=now, zone=zone, language=language)
 
     return _csv(rows(), f"kefu-tickets-{question.period.first}-{question.period.last}.csv")

@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from ticketing.core.errors import PermissionDenied, ValidationError
 from ticketing.core.models import Category, Channel, Order, Priority, RefundRequest, Role, Segment
+from ticketing.desk import access
 from ticketing.reports import alerts, drill, metrics
 from ticketing.reports.scope import Filters, Period
 from ticketing.shop.refunds.rules import REASON_LABELS, RefundReason
@@ -61,6 +62,14 @@ def reader(who: Annotated[Principal, Depends(principal)]) -> Principal:
 
 
 Reader = Annotated[Principal, Depends(reader)]
+
+
+def visible_lines(session: Any, who: Principal) -> Any:
+    """What a reader's ticket lists (drill-downs, the ticket CSV) may hold: every ticket for
+    managers and admins; for a supervisor the tickets they may open at the desk (§SEC-5),
+    so a list never shows another team's subjects and comments. The figures count all."""
+    agent = who.agent(session)
+    return None if access.reads_everything(agent) else access.visible_tickets(session, agent)
 
 
 # --- the question in the query string -------------------------------------------------------
@@ -191,7 +200,7 @@ def drill_page(request: Request, who: Reader) -> Any:
     now = desk.clock()
     with desk.unit_of_work() as session:
         lines, total = drill.tickets(session, metric, question.period, question.filters,
-                                     now=now, page=page)
+                                     now=now, page=page, visible=visible_lines(session, who))
         names = dashboard.Names(session, who.language)
     context = {
         "language": who.language, "who": who, "csrf_token": who.csrf_token, "q": question,
