@@ -88,6 +88,12 @@ def _note_ip_failure(session: Session, ip: str | None, now: datetime) -> None:
                      details={"until": (now + LOCK_FOR).isoformat(), "failures": recent})
 
 
+def _unknown_login(login: str) -> str:
+    """What the audit keeps of a login that names no agent: its first character and length.
+    People type their password into the login box; the audit log must not keep it whole."""
+    return f"{login[:1]}…({len(login)})" if login else ""
+
+
 def sign_in(
     session: Session, *, login: str, password: str, ip: str | None = None,
     user_agent: str | None = None, now: datetime | None = None,
@@ -98,12 +104,14 @@ def sign_in(
     """
     now = now or utcnow()
     login = (login or "").strip()
-    details = {"login": login[:64], "user_agent": _clip(user_agent, 200)}
+    details = {"login": _unknown_login(login), "user_agent": _clip(user_agent, 200)}
     if _ip_locked(session, ip, now):
         audit.record(session, action=SIGNIN_REFUSED, actor_type="anonymous", ip=ip, now=now,
                      details={**details, "why": "address locked"})
         raise AccountLocked(ip=ip)
     agent = session.scalar(select(Agent).where(Agent.login == login).with_for_update())
+    if agent is not None:
+        details["login"] = login[:64]
     if agent is not None and agent.locked_until is not None and aware(agent.locked_until) > now:
         audit.record(session, action=SIGNIN_REFUSED, actor_type="agent", actor_id=agent.id,
                      ip=ip, now=now, details={**details, "why": "account locked"})

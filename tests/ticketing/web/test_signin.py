@@ -60,6 +60,17 @@ def test_wrong_password_and_unknown_login_look_the_same(client, people, session_
     assert len(audit_actions(session_factory, accounts.SIGNIN_FAILED)) == 2
 
 
+def test_a_password_typed_into_the_login_box_is_not_kept_in_the_audit(
+        client, people, session_factory) -> None:
+    """A login naming no agent is audited as its first character and length: people type
+    their password there, and admins read the audit log. A real login is kept as it is."""
+    client.post("/api/v1/session", json={"login": "Hunter2-secret!", "password": "x"})
+    client.post("/api/v1/session", json={"login": people.desk.l1.login, "password": "x"})
+    unknown, known = audit_actions(session_factory, accounts.SIGNIN_FAILED)
+    assert unknown.details["login"] == "H…(15)" and "secret" not in str(unknown.details)
+    assert known.details["login"] == people.desk.l1.login
+
+
 def test_five_failures_lock_the_account_for_15_minutes(app, people, clock,
                                                       session_factory) -> None:
     login = people.desk.l1.login
