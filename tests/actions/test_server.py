@@ -9,6 +9,8 @@ import base64
 import json
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -67,7 +69,10 @@ def test_an_action_that_broke_answers_with_what_counts_as_failed(cipher) -> None
     assert outcome_of(200, json.dumps(result).encode()) == "failed"
 
 
-def test_the_action_server_counts_calls_on_its_metrics_route(tmp_path) -> None:
+@contextmanager
+def running_action_server(tmp_path: Path, **env_extra: str) -> Iterator[str]:
+    """The action server as ``bot/assistant.py`` starts it, on an empty SQLite shop; yields
+    its base URL and stops it after."""
     url = f"sqlite:///{tmp_path / 'kefu.db'}"
     engine = make_engine(url)
     Base.metadata.create_all(engine)
@@ -75,7 +80,7 @@ def test_the_action_server_counts_calls_on_its_metrics_route(tmp_path) -> None:
     settings = AssistantSettings(action_port=free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
     env.update(KEFU_DATABASE_URL=url, KEFU_VAR_DIR=str(tmp_path),
-               KEFU_PII_KEY=base64.b64encode(TEST_KEY).decode())
+               KEFU_PII_KEY=base64.b64encode(TEST_KEY).decode(), **env_extra)
     argv = assistant.action_server_argv(settings)
     assert argv[1:3] == ["-m", "actions.server"]
     proc = subprocess.Popen(argv, cwd=ROOT, env=assistant.action_env(env),
@@ -83,6 +88,14 @@ def test_the_action_server_counts_calls_on_its_metrics_route(tmp_path) -> None:
     base = f"http://127.0.0.1:{settings.action_port}"
     try:
         assistant.wait_until_up(f"{base}/health", timeout=120, process=proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def test_the_action_server_counts_calls_on_its_metrics_route(tmp_path) -> None:
+    with running_action_server(tmp_path) as base:
         with httpx.Client(base_url=base, timeout=30) as c:
             assert c.post("/webhook", json=call("action_ticket_status")).status_code == 200
             assert c.post("/webhook", json=call("action_no_such_thing")).status_code == 404
@@ -90,9 +103,6 @@ def test_the_action_server_counts_calls_on_its_metrics_route(tmp_path) -> None:
                           headers={"Content-Type": "application/json"}).status_code == 400
             assert c.get("/actions").status_code == 200  # rasa_sdk's own routes are all there
             page = c.get("/metrics")
-    finally:
-        proc.terminate()
-        proc.wait(15)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/plain")
     got = samples(page.text)
     assert got[("kefu_action_calls_total",

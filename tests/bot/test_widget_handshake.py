@@ -125,15 +125,8 @@ def test_origin_settings() -> None:
 def test_a_poison_message_is_refused_with_an_error_the_widget_does_not_retry(
         session_factory) -> None:
     async def scenario(client: TestClient) -> list[dict[str, Any]]:
-        ws = await client.ws_connect("/ws")
-        await ws.send_json({"type": "hello", "visitor": VISITOR, "language": "en"})
-        assert (await ws.receive_json(timeout=10))["type"] == "welcome"
-        await ws.send_str('{"type": "message", "client_id": "m-1", "text": "\\u0000\\u0001"}')
-        frames = []
-        while not frames or frames[-1]["type"] != "handled":
-            frames.append(await ws.receive_json(timeout=10))
-        await ws.close()
-        return frames
+        return await _one_turn(
+            client, '{"type": "message", "client_id": "m-1", "text": "\\u0000\\u0001"}')
 
     frames = _run(session_factory, scenario)
     [error] = [f for f in frames if f["type"] == "error"]
@@ -142,12 +135,19 @@ def test_a_poison_message_is_refused_with_an_error_the_widget_does_not_retry(
     assert "could not be read" in error["text"]
 
 
-async def _one_turn(client: TestClient) -> list[dict[str, Any]]:
-    """Hello, then one message; every frame up to its ``handled`` (10 s at most each)."""
-    ws = await client.ws_connect("/ws")
+async def _one_turn(client: TestClient, message: str | dict[str, Any] | None = None, *,
+                    first: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Hello, the raw ``first`` frames, then one message (a frame or its JSON text; "hello"
+    unless given); every frame up to its ``handled`` (10 s at most each)."""
+    ws = await client.ws_connect("/ws", max_msg_size=0)
     await ws.send_json({"type": "hello", "visitor": VISITOR, "language": "en"})
     assert (await ws.receive_json(timeout=10))["type"] == "welcome"
-    await ws.send_json({"type": "message", "client_id": "m-1", "text": "hello"})
+    for raw in first:
+        await ws.send_str(raw)
+    if isinstance(message, str):
+        await ws.send_str(message)
+    else:
+        await ws.send_json(message or {"type": "message", "client_id": "m-1", "text": "hello"})
     frames: list[dict[str, Any]] = []
     while not frames or frames[-1]["type"] != "handled":
         frames.append(await ws.receive_json(timeout=10))
@@ -188,22 +188,12 @@ def test_a_frame_nested_too_deep_for_the_parser_is_a_bad_frame(session_factory) 
     """``[[[[…`` 60,000 deep raised RecursionError out of the frame reader (the socket's
     handler crashed); it is a frame that cannot be read, like any other, and the socket still
     serves the next message."""
-    async def scenario(client: TestClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        ws = await client.ws_connect("/ws")
-        await ws.send_json({"type": "hello", "visitor": VISITOR, "language": "en"})
-        assert (await ws.receive_json(timeout=10))["type"] == "welcome"
-        await ws.send_str("[" * 60_000)
-        refused = await ws.receive_json(timeout=10)
-        await ws.send_json({"type": "message", "client_id": "m-2", "text": "hello"})
-        frames: list[dict[str, Any]] = []
-        while not frames or frames[-1]["type"] != "handled":
-            frames.append(await ws.receive_json(timeout=10))
-        await ws.close()
-        return refused, frames
+    async def scenario(client: TestClient) -> list[dict[str, Any]]:
+        return await _one_turn(client, first=("[" * 60_000,))
 
-    refused, frames = _run(session_factory, scenario)
-    assert refused["type"] == "error" and refused["code"] == "bad_frame"
-    assert any(f["type"] == "message" for f in frames)
+    frames = _run(session_factory, scenario)
+    assert frames[0]["type"] == "error" and frames[0]["code"] == "bad_frame"
+    assert any(f["type"] == "message" for f in frames[1:])
 
 
 def test_a_message_of_a_whole_frame_of_letters_is_refused_as_too_long(session_factory) -> None:
@@ -211,15 +201,8 @@ def test_a_message_of_a_whole_frame_of_letters_is_refused_as_too_long(session_fa
     nothing stored; reading its language looks at the first ``max_chars`` only (the number
     pattern that looked at all of it took seconds of the event loop)."""
     async def scenario(client: TestClient) -> list[dict[str, Any]]:
-        ws = await client.ws_connect("/ws", max_msg_size=0)
-        await ws.send_json({"type": "hello", "visitor": VISITOR, "language": "en"})
-        assert (await ws.receive_json(timeout=10))["type"] == "welcome"
-        await ws.send_json({"type": "message", "client_id": "m-3", "text": "a" * 60_000})
-        frames: list[dict[str, Any]] = []
-        while not frames or frames[-1]["type"] != "handled":
-            frames.append(await ws.receive_json(timeout=10))
-        await ws.close()
-        return frames
+        return await _one_turn(client, {"type": "message", "client_id": "m-3",
+                                        "text": "a" * 60_000})
 
     frames = _run(session_factory, scenario)
     [error] = [f for f in frames if f["type"] == "error"]
