@@ -5,9 +5,8 @@ contact whose ``user_id`` is the sender's verifies them by phone; photos in a ha
 conversation are stored and attached to the ticket; other non-text messages get a polite
 answer. Duplicate updates (same ``update_id``) are handled once (the inbound log).
 
-Private chats only: a conversation is one person's, and verifying it opens their orders and
-address. In a group every member would share the account of whoever shared their contact, so
-nothing from a group or channel is routed, stored or verified (``on_elsewhere``).
+Private chats only (``telegram_chats.py``): nothing from a group or channel is routed, stored
+or verified (``on_elsewhere``), and nothing is sent to one.
 
 Polling runs in one gateway process at a time: the holder of the polling lease
 (``polling_lease.py``) polls, the others stand by and take over when it lapses. Every process
@@ -24,17 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from telegram import (
-    Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
-    Message,
-    MessageEntity,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatAction, ChatType
+from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -50,6 +46,7 @@ from bot.gateway import texts
 from bot.gateway.core import Gateway
 from bot.gateway.messages import Incoming, Outcome
 from bot.gateway.polling_lease import PollingLease, SoleLease
+from bot.gateway.telegram_chats import addressed, is_private, private_chat_id, private_only
 from bot.gateway.verification import verify_phone
 from ticketing.conversations import outbox
 from ticketing.shop import customers
@@ -93,52 +90,6 @@ def dedupe_key(update: Update) -> str:
     if message is not None:
         return f"{key}:m{message.chat_id}:{message.message_id}"
     return key
-
-
-def is_private(update: Update) -> bool:
-    """A one-to-one chat with the bot: the only kind of chat that is one customer's."""
-    chat = update.effective_chat
-    return chat is not None and chat.type == ChatType.PRIVATE
-
-
-def private_chat_id(external_id: str) -> int:
-    """The chat to send to; never a group's or channel's (ids below zero on Telegram).
-
-    A group conversation linked to a customer before the bot was private-only must not get
-    that customer's messages: the send fails (and is retried) rather than reach the group.
-    """
-    chat_id = int(external_id)
-    if chat_id <= 0:
-        raise ValueError(f"Telegram chat {chat_id} is not a private chat: not sent")
-    return chat_id
-
-
-def addressed(message: Message, bot: Bot) -> bool:
-    """A command for this bot, a mention of it or a reply to it: someone wants to use it."""
-    username = (bot.username or "").lower()
-    found: dict[MessageEntity, str] = {}
-    if message.text:
-        found.update(message.parse_entities())
-    if message.caption:
-        found.update(message.parse_caption_entities())
-    for entity, text in found.items():
-        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
-            target = text.partition("@")[2].lower()
-            if not target or target == username:
-                return True
-        elif entity.type == MessageEntity.MENTION and text[1:].lower() == username:
-            return True
-        elif entity.type == MessageEntity.TEXT_MENTION and entity.user is not None \
-                and entity.user.id == bot.id:
-            return True
-    reply = message.reply_to_message
-    return reply is not None and reply.from_user is not None and reply.from_user.id == bot.id
-
-
-def private_only(username: str | None, *, link: bool = True) -> str:
-    """The notice in both languages at once: a group's members do not share one language."""
-    text = f"{texts.PRIVATE_ONLY.zh}\n{texts.PRIVATE_ONLY.en}"
-    return f"{text}\nhttps://t.me/{username}" if link and username else text
 
 
 def contact_keyboard(language: str) -> ReplyKeyboardMarkup:
