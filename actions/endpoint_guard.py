@@ -10,7 +10,6 @@ renders into its endpoints file). ``/health`` and ``/metrics`` stay open for pro
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 
 from sanic import Sanic, response
@@ -18,7 +17,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from ticketing.core.errors import ConfigurationError
-from ticketing.core.hosts import ACTION_TOKEN_HEADER, is_loopback
+from ticketing.core.hosts import is_loopback
+from ticketing.core.shared_tokens import ACTION_TOKEN_HEADER, same_token
 
 GUARDED = ("/webhook", "/actions")
 
@@ -42,13 +42,10 @@ def guard(app: Sanic, token: str | None) -> None:
     """With a token, a call to the actions without it is answered 401 and runs nothing."""
     if token is None:
         return
-    expected = token.encode()
 
     @app.middleware("request")
     async def _check_token(request: Request) -> HTTPResponse | None:
-        if request.path not in GUARDED:
-            return None
-        given = (request.headers.get(ACTION_TOKEN_HEADER) or "").encode()
-        if hmac.compare_digest(given, expected):
+        if request.path not in GUARDED or same_token(token, request.headers.get(
+                ACTION_TOKEN_HEADER)):
             return None
         return response.json({"error": "the action server needs its token"}, status=401)

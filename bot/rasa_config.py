@@ -29,7 +29,8 @@ import httpx
 
 from bot.rasa_pool import normalise_url
 from ticketing.core.errors import ConfigurationError
-from ticketing.core.hosts import ACTION_TOKEN_HEADER, is_loopback
+from ticketing.core.hosts import is_loopback
+from ticketing.core.shared_tokens import ACTION_TOKEN_HEADER
 from ticketing.core.settings import dev_secret
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -196,11 +196,9 @@ def _webhook_with_token(original: Callable[..., Any], token: str) -> Callable[..
     webhook speaks as any sender it is given (``widget:c-7``: that customer's orders,
     refunds and address), with any metadata (the ``verified`` flag). The gateway sends the
     token on every call (``bot/rasa_client.py``)."""
-    import hmac
-
     from sanic import response
 
-    expected = token.encode()
+    from ticketing.core.shared_tokens import same_token
 
     def blueprint(self: Any, on_new_message: Any) -> Any:
         found = original(self, on_new_message)
@@ -209,8 +207,7 @@ def _webhook_with_token(original: Callable[..., Any], token: str) -> Callable[..
         async def _needs_token(request: Any) -> Any:
             if request.method != "POST" or not request.path.endswith("/webhook"):
                 return None
-            given = (request.args.get("token") or "").encode()
-            if hmac.compare_digest(given, expected):
+            if same_token(token, request.args.get("token")):
                 return None
             return response.json({"error": "the REST webhook needs Rasa's token"}, status=401)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import logging
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,7 @@ from ticketing.conversations import outbox
 from ticketing.shop import customers
 from ticketing.conversations.chat_history import Entry
 from ticketing.core.i18n import language_of_text
+from ticketing.core.shared_tokens import same_token
 
 log = logging.getLogger("kefu.gateway.telegram")
 
@@ -193,9 +193,8 @@ class TelegramChannel:
     def accepts(self, secret: str | None) -> bool:
         """Whether a webhook call carries the secret token (compared in constant time): the
         HTTP server asks before it reads the body."""
-        expected = self.gateway.settings.telegram_webhook_secret
-        return (self.application is not None and bool(expected) and secret is not None
-                and hmac.compare_digest(secret.encode(), expected.encode()))
+        return self.application is not None and same_token(
+            self.gateway.settings.telegram_webhook_secret, secret)
 
     async def webhook(self, body: dict[str, Any], secret: str | None) -> int:
         """One update posted by Telegram; 403 unless the secret token matches."""

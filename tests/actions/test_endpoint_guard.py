@@ -10,7 +10,7 @@ from actions.endpoint_guard import required_token, serving_host
 from bot.rasa_config import AssistantSettings, endpoints
 from tests.actions.test_server import call, running_action_server
 from ticketing.core.errors import ConfigurationError
-from ticketing.core.hosts import ACTION_TOKEN_HEADER
+from ticketing.core.shared_tokens import ACTION_TOKEN_HEADER
 
 
 def test_it_listens_on_this_machine_unless_told_otherwise() -> None:

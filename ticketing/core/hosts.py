@@ -14,9 +14,3 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-# The header by which a Rasa server shows the action server it holds KEFU_ACTION_TOKEN: Rasa
-# sends it (bot/rasa_config.py, the endpoints' headers), the action server checks it
-# (actions/endpoint_guard.py). A header, not Rasa's ``?token=`` query: URLs end up in logs.
-ACTION_TOKEN_HEADER = "X-Kefu-Action-Token"

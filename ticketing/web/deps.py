@@ -26,8 +26,9 @@ from ticketing.core.i18n import normalize_language
 from ticketing.core.models import Agent, Role
 from ticketing.core.pii import PiiCipher
 from ticketing.core.settings import Settings
+from ticketing.core.shared_tokens import same_token
 from ticketing.desk import accounts
-from ticketing.web.security import SAFE_METHODS, same_token
+from ticketing.web.security import SAFE_METHODS
 
 SESSION_COOKIE = "kefu_desk"
 LOGIN_CSRF_COOKIE = "kefu_login_csrf"

@@ -9,8 +9,6 @@ a browser never sends them on its own.
 
 from __future__ import annotations
 
-import hmac
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
@@ -48,13 +46,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
-
-
-def same_token(expected: str | None, given: str | None) -> bool:
-    """Constant-time comparison; a missing token never matches."""
-    if not expected or not given:
-        return False
-    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def local_path(target: str | None) -> str:

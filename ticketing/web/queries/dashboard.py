@@ -8,12 +8,9 @@ list behind a number has exactly that many tickets.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,78 +18,16 @@ from sqlalchemy.orm import Session
 from ticketing.core.models import Agent, Category, Channel, Priority, Segment, Team
 from ticketing.reports import metrics
 from ticketing.reports.aggregates import SLA_TARGETS, CsatStats, TicketStats
-from ticketing.reports.scope import Filters, Period, narrowing
+from ticketing.reports.scope import Period
 from ticketing.shop.refunds.stats import refund_reason_stats
 from ticketing.web import texts
+from ticketing.web.queries.report_question import FILTER_PARAMS, Question
 from ticketing.web.texts import UI, ui
 
-FILTER_PARAMS = (("agent", "agents"), ("team", "teams"), ("tier", "tiers"),
-                 ("category", "categories"), ("channel", "channels"), ("segment", "segments"),
-                 ("priority", "priorities"))
 TABLE_DIMENSIONS = ("agent", "team", "category", "channel", "tier", "segment", "priority")
 # the durations the page shows: every median is a sort of the period's values
 SUMMARY_DURATIONS = ("first_response", "next_response", "resolution_first", "resolution_last")
 ROW_DURATIONS = ("first_response", "resolution_first")  # table rows, trend rows and charts
-
-
-# --- the request's question -------------------------------------------------------------------
-@dataclass(frozen=True)
-class Question:
-    """Period, filters and presentation choices of one reports request."""
-
-    period: Period
-    filters: Filters
-    dimension: str = "agent"
-    grain: str = "day"
-
-    def params(self, **extra: Any) -> list[tuple[str, str]]:
-        """The query string that asks this question again (plus ``extra``)."""
-        pairs = [("since", self.period.first.isoformat()), ("until", self.period.last.isoformat())]
-        for param, name in FILTER_PARAMS:
-            for value in getattr(self.filters, name):
-                pairs.append((param, "" if value is None else str(value)))
-        for key, value in extra.items():
-            if value is not None:
-                pairs.append((key, str(value)))
-        return pairs
-
-    def link(self, path: str, **extra: Any) -> str:
-        return f"{path}?{urlencode(self.params(**extra))}"
-
-    def drill(self, metric: str, *, period: Period | None = None,
-              narrow: tuple[str, Any] | None = None) -> str:
-        """The ticket list behind ``metric``, optionally for one day/week or one table row."""
-        return self.drills(period=period, narrow=narrow)(metric)
-
-    def drills(self, *, period: Period | None = None,
-               narrow: tuple[str, Any] | None = None) -> Callable[[str], str]:
-        """:meth:`drill` for many metrics of one row: its query string is put together once
-        from parts encoded once per question (a table of 200 agents has ~1,600 links; each
-        built from scratch was ~50 ms a page, each row's encoded anew ~20 ms)."""
-        days = self.period if period is None else period
-        parts = [f"since={days.first.isoformat()}&until={days.last.isoformat()}"]
-        encoded = self._encoded_filters
-        if narrow is None:
-            parts += encoded.values()
-        else:
-            name, value = narrowing(*narrow)
-            parts += (urlencode([(param, "" if value is None else str(value))])
-                      if filter_name == name else encoded[param]
-                      for param, filter_name in FILTER_PARAMS)
-        base = "/reports/tickets?" + "&".join(part for part in parts if part)
-        return lambda metric: f"{base}&{_metric_param(metric)}"
-
-    @cached_property
-    def _encoded_filters(self) -> dict[str, str]:
-        """Each filter's part of the query string ("" when unset), in :meth:`params` order."""
-        return {param: urlencode([(param, "" if value is None else str(value))
-                                  for value in getattr(self.filters, name)])
-                for param, name in FILTER_PARAMS}
-
-
-@lru_cache(maxsize=256)
-def _metric_param(metric: str) -> str:
-    return urlencode({"metric": metric})
 
 
 def span(seconds: float | None, language: str) -> str:

@@ -24,7 +24,7 @@ from ticketing.shop.refunds.rules import REASON_LABELS, RefundReason
 from ticketing.web.api import errors
 from ticketing.web.deps import desk_of
 from ticketing.web.queries import dashboard
-from ticketing.web.queries.dashboard import Question
+from ticketing.web.queries.report_question import Question
 from ticketing.web.routes.reports import Reader, question_of, visible_lines
 from ticketing.web.texts import ui
 

@@ -32,7 +32,7 @@ from ticketing.shop.refunds.rules import REASON_LABELS, RefundReason
 from ticketing.web.api import errors
 from ticketing.web.deps import Desk, Principal, desk_of, principal
 from ticketing.web.queries import dashboard
-from ticketing.web.queries.dashboard import FILTER_PARAMS, Question
+from ticketing.web.queries.report_question import FILTER_PARAMS, Question
 
 router = APIRouter()
 # the dashboard's independent query groups run at once, each on its own pooled connection

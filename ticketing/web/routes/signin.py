@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from ticketing.core.errors import KefuError, PermissionDenied
+from ticketing.core.shared_tokens import same_token
 from ticketing.desk import accounts
 from ticketing.web.language import language_for
 from ticketing.web.api import errors
@@ -25,7 +26,7 @@ from ticketing.web.deps import (
     desk_of,
     principal,
 )
-from ticketing.web.security import local_path, same_token
+from ticketing.web.security import local_path
 
 router = APIRouter()
 

@@ -10,7 +10,7 @@ import pytest
 
 from ticketing.core.errors import ValidationError
 from ticketing.reports.scope import Filters, Period
-from ticketing.web.queries.dashboard import Question
+from ticketing.web.queries.report_question import Question
 
 ZONE = "Asia/Shanghai"
 MONTH = Period.of_days(date(2026, 11, 2), date(2026, 12, 1), ZONE)
