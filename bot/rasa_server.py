@@ -37,6 +37,9 @@ Runs inside ``.venv-rasa`` (``python -m bot.rasa_server run ...`` takes every ar
 - **A serving RulePolicy tests only the rules that can match** (``bot/rasa_rules.py``: its
   rules indexed by the previous action and intent of their last state; the same rules found,
   ~1.1 ms of CPU a turn fewer), for ``rasa run`` only.
+- **A serving Rasa runs its graphs in a fixed order and calls DIET's compiled function
+  directly** (``bot/rasa_inference.py``: no dask scheduling per prediction, no re-checking
+  of DIET's inputs against a signature that does not change), for ``rasa run`` only.
 - **The auth token comes from the environment** (``KEFU_RASA_TOKEN``, removed from it), never
   the command line that every local user can read with ``ps``; and it guards the REST
   webhook as well as Rasa's API (Rasa's token covers the API only, and the webhook speaks as
@@ -242,9 +245,10 @@ def main() -> None:
     install()
     serving_environment(sys.argv[1:], os.environ)
     if sys.argv[1:2] == ["run"]:
-        from bot import rasa_rules
+        from bot import rasa_inference, rasa_rules
 
         rasa_rules.install()
+        rasa_inference.install()
     from rasa.__main__ import main as rasa_main
 
     guard_rest_webhook(os.environ.get(TOKEN_VARIABLE))
