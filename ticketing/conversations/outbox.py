@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, exists, or_, select, update
+from sqlalchemy import Integer, Select, and_, any_, bindparam, exists, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
 from ticketing.conversations import addressing
@@ -286,11 +287,20 @@ def mark_delivered_many(session: Session, *, message_ids: list[int],
     are not loaded in this session): rows a caller loaded here are not refreshed."""
     if not message_ids:
         return 0
-    return session.connection().execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(message_ids), OutboxMessage.delivered_at.is_(None))
-        .values(delivered_at=now or utcnow(), last_error=None)
-    ).rowcount
+    connection = session.connection()
+    statement = _DELIVERED_PG if connection.dialect.name == "postgresql" else _DELIVERED
+    return connection.execute(statement, {"ids": list(message_ids),
+                                          "at": now or utcnow()}).rowcount
+
+
+# built once, on every turn's path: PostgreSQL gets one array parameter, so the statement's
+# text is the same for any number of rows and psycopg prepares it (an expanding IN is new SQL
+# for each count, compiled and sent unprepared); SQLite has no arrays
+_DELIVERED, _DELIVERED_PG = (
+    update(OutboxMessage).where(match, OutboxMessage.delivered_at.is_(None))
+    .values(delivered_at=bindparam("at"), last_error=None)
+    for match in (OutboxMessage.id.in_(bindparam("ids", expanding=True)),
+                  OutboxMessage.id == any_(bindparam("ids", type_=ARRAY(Integer)))))
 
 
 def mark_failed(
