@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 
 import pytest
 
+from bot import rasa_inference
 from bot.assistant import RASA_PYTHON, rasa_env
 from bot.rasa_config import ROOT
+from ticketing.core.i18n import language_of_text
 
 MODEL = ROOT / "models" / "kefu.tar.gz"
 
-pytestmark = pytest.mark.skipif(not RASA_PYTHON.exists(), reason="needs .venv-rasa (make setup)")
+needs_rasa = pytest.mark.skipif(not RASA_PYTHON.exists(), reason="needs .venv-rasa (make setup)")
 
 SPARSE = r"""
 import json
@@ -95,6 +98,12 @@ async def main():
     assert rasa_inference.predict(diet, wrong) == {}
     assert rasa_inference.predict(diet, wrong[:-1]) == {}
     rasa_inference._STOCK["predict"] = stock_predict
+    # a freshly loaded model is warm after the warm-up: DIET's direct path is ready
+    fresh = Agent.load(os.environ["KEFU_MODEL"])
+    await rasa_inference.warm_up(fresh)
+    fresh_diet = [node._component for node in fresh.processor.graph_runner._instantiated_nodes.values()
+                  if type(node._component).__name__ == "DIETClassifier"][0].model
+    ran["warm"] = int(rasa_inference._DIRECT in fresh_diet.__dict__)
     print(json.dumps({**ran, "parses": len(fast[0]), "answers": len(fast[1])}))
 asyncio.run(main())
 """
@@ -107,13 +116,44 @@ def _run(script: str, **env: str) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+@needs_rasa
 def test_sparse_features_side_by_side_are_scipys_hstack() -> None:
     assert json.loads(_run(SPARSE)) == 13
 
 
+@needs_rasa
 @pytest.mark.skipif(not MODEL.exists(), reason="needs a trained model (make train)")
 def test_the_fast_paths_parse_and_answer_as_rasa_does() -> None:
     ran = json.loads(_run(CONVERSATIONS, KEFU_MODEL=str(MODEL)))
     assert ran["parses"] == 20 and ran["answers"] == 40
     assert ran["graphs"] > 100  # every parse and prediction went through run_in_order
     assert ran["direct"] == 1 and ran["handed back"] == 2
+    assert ran["warm"] == 1
+
+
+def test_a_starting_rasa_parses_a_line_in_each_language_before_it_listens(caplog) -> None:
+    said: list[object] = []
+
+    class Agent:
+        processor = object()
+
+        async def parse_message(self, line: str) -> None:
+            said.append(line)
+            if len(said) > 3:
+                raise RuntimeError("broken model")
+
+    agent = Agent()
+
+    async def load(*args: object, **kwargs: object) -> Agent:
+        said.append(("loaded", args, kwargs))
+        return agent
+
+    loader = rasa_inference.warmed(load)
+    assert getattr(loader, "kefu_warmed", False)
+    assert asyncio.run(loader("model", app="app")) is agent
+    assert said == [("loaded", ("model",), {"app": "app"}), *rasa_inference.WARM_UP_LINES]
+    assert {language_of_text(line) for line in rasa_inference.WARM_UP_LINES} == {"zh", "en"}
+    # a warm-up that fails is logged and the server still starts; no model, no warm-up
+    assert asyncio.run(loader("model")) is agent
+    assert "warm-up parse failed" in caplog.text
+    asyncio.run(rasa_inference.warm_up(None))
