@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 
 import pytest
 
 from bot import rasa_inference
-from bot.assistant import RASA_PYTHON, rasa_env
+from bot.assistant import RASA_PYTHON
 from bot.rasa_config import ROOT
+from tests.bot.in_rasa import run_in_rasa
 from ticketing.core.i18n import language_of_text
 
 MODEL = ROOT / "models" / "kefu.tar.gz"
@@ -109,22 +109,15 @@ asyncio.run(main())
 """
 
 
-def _run(script: str, **env: str) -> str:
-    result = subprocess.run([str(RASA_PYTHON), "-c", script], cwd=ROOT, env=rasa_env(env),
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip().splitlines()[-1]
-
-
 @needs_rasa
 def test_sparse_features_side_by_side_are_scipys_hstack() -> None:
-    assert json.loads(_run(SPARSE)) == 13
+    assert json.loads(run_in_rasa(SPARSE)) == 13
 
 
 @needs_rasa
 @pytest.mark.skipif(not MODEL.exists(), reason="needs a trained model (make train)")
 def test_the_fast_paths_parse_and_answer_as_rasa_does() -> None:
-    ran = json.loads(_run(CONVERSATIONS, KEFU_MODEL=str(MODEL)))
+    ran = json.loads(run_in_rasa(CONVERSATIONS, KEFU_MODEL=str(MODEL)))
     assert ran["parses"] == 20 and ran["answers"] == 40
     assert ran["graphs"] > 100  # every parse and prediction went through run_in_order
     assert ran["direct"] == 1 and ran["handed back"] == 2

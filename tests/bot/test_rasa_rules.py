@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
-from bot.assistant import RASA_PYTHON, rasa_env
+from bot.assistant import RASA_PYTHON
 from bot.rasa_config import ROOT
+from tests.bot.in_rasa import run_in_rasa
 
 MODEL = ROOT / "models" / "kefu.tar.gz"
 
@@ -94,20 +94,13 @@ print(json.dumps(seen))
 """
 
 
-def _run(script: str, **env: str) -> str:
-    result = subprocess.run([str(RASA_PYTHON), "-c", script], cwd=ROOT, env=rasa_env(env),
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip().splitlines()[-1]
-
-
 def test_the_index_finds_rasas_rules_on_hand_built_states() -> None:
-    found = json.loads(_run(SYNTHETIC))
+    found = json.loads(run_in_rasa(SYNTHETIC))
     assert any(found) and not all(found)  # some states match rules, some none
 
 
 @pytest.mark.skipif(not MODEL.exists(), reason="needs a trained model (make train)")
 def test_the_index_finds_rasas_rules_through_bilingual_conversations() -> None:
-    seen = json.loads(_run(CONVERSATIONS, KEFU_MODEL=str(MODEL)))
+    seen = json.loads(run_in_rasa(CONVERSATIONS, KEFU_MODEL=str(MODEL)))
     assert seen["calls"] > 50 and seen["found"] > 20
     assert seen["tested"] < seen["calls"] * seen["rules"] / 4  # most rules never tested

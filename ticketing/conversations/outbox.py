@@ -296,11 +296,13 @@ def mark_delivered_many(session: Session, *, message_ids: list[int],
 # built once, on every turn's path: PostgreSQL gets one array parameter, so the statement's
 # text is the same for any number of rows and psycopg prepares it (an expanding IN is new SQL
 # for each count, compiled and sent unprepared); SQLite has no arrays
-_DELIVERED, _DELIVERED_PG = (
-    update(OutboxMessage).where(match, OutboxMessage.delivered_at.is_(None))
-    .values(delivered_at=bindparam("at"), last_error=None)
-    for match in (OutboxMessage.id.in_(bindparam("ids", expanding=True)),
-                  OutboxMessage.id == any_(bindparam("ids", type_=ARRAY(Integer)))))
+def _delivered(rows: Any) -> Any:
+    return (update(OutboxMessage).where(rows, OutboxMessage.delivered_at.is_(None))
+            .values(delivered_at=bindparam("at"), last_error=None))
+
+
+_DELIVERED = _delivered(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
+_DELIVERED_PG = _delivered(OutboxMessage.id == any_(bindparam("ids", type_=ARRAY(Integer))))
 
 
 def mark_failed(
