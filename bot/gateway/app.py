@@ -31,6 +31,7 @@ from ticketing.core.db import make_engine, make_session_factory
 from ticketing.core.settings import Settings, dev_secret, load_settings, var_dir
 
 log = logging.getLogger("kefu.gateway")
+RECORD_AT_STOP = 5.0  # seconds a stopping gateway waits to record answers it already sent
 
 
 class GatewayService:
@@ -139,6 +140,8 @@ class GatewayService:
             await self.telegram.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.gateway is not None:  # answers sent: record them before the pool goes
+            await self.gateway.settle_deliveries(RECORD_AT_STOP)
         await self.rasa.aclose()
         if self._turn_lock is not None:
             await self._turn_lock.close()

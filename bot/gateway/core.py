@@ -69,9 +69,11 @@ class Gateway(AssistantTurn):
                                    anonymous=settings.rasa_anonymous_concurrency)
         self.channels: dict[str, Channel] = {}
         # set by the delivery loop: deliver this conversation's outbox now (given rows: born
-        # leased here), and whether this process can reach the conversation's customer
+        # leased here), whether this process can reach the conversation's customer, and wait
+        # until the deliveries recorded beside their turns are in the database
         self.deliver_now: Callable[..., Awaitable[None]] | None = None
         self.reachable_here: Callable[[str], bool] = lambda conversation: False
+        self.settle_deliveries: Callable[[float | None], Awaitable[None]] = _nothing_to_settle
 
     def register(self, channel: Channel) -> None:
         self.channels[channel.name] = channel
@@ -308,6 +310,10 @@ class Gateway(AssistantTurn):
 
         await self.db(work)
         await self._deliver(conversation)
+
+
+async def _nothing_to_settle(timeout: float | None = None) -> None:
+    """No delivery loop: no records pending."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from bot import widget_token
 from bot.gateway.core import Gateway
-from bot.gateway.messages import Incoming, rasa_rows
+from bot.gateway.messages import Incoming, Outcome, rasa_rows
 from bot.gateway.delivery import Delivery
 from bot.gateway.metrics import GatewayMetrics
 from bot.gateway.ratelimit import RateLimiter
@@ -102,7 +102,24 @@ def build_rig(session_factory, rasa: Any = None, **settings: Any
     channel = RecordingChannel()
     gateway.register(channel)
     Delivery(gateway)
-    return gateway, rasa, channel
+    return recorded_turns(gateway), rasa, channel
+
+
+def recorded_turns(gateway: Gateway) -> Gateway:
+    """The rig's turns end once their answers' delivery is recorded.
+
+    Production records it beside the turn (``Delivery._record_aside``); each step here runs in
+    its own ``asyncio.run``, which would cancel a record still under way when the step ends.
+    """
+    receive = gateway.receive
+
+    async def receive_and_record(*args: Any, **kwargs: Any) -> Outcome:
+        outcome = await receive(*args, **kwargs)
+        await gateway.settle_deliveries(None)
+        return outcome
+
+    gateway.receive = receive_and_record  # type: ignore[method-assign]
+    return gateway
 
 
 @pytest.fixture
@@ -470,6 +487,49 @@ def test_a_delivery_the_database_cannot_record_at_once_is_recorded_not_sent_agai
         s.commit()
     asyncio.run(Delivery(gateway).poll_once())
     assert channel.texts("v-11111111") == ["echo: 还在吗"]
+
+
+def test_a_turn_ends_when_its_answers_are_sent_and_their_record_follows(
+        session_factory, monkeypatch) -> None:
+    """The record of a turn's delivery runs beside the turn: the customer's turn (and the
+    conversation's next message) does not wait for it; nothing sends the rows again
+    meanwhile (still leased here); a stopping gateway waits for it (``settle_deliveries``)."""
+    import threading
+
+    gateway = Gateway(settings=GatewaySettings(rate_limit=100, rasa_timeout=2),
+                      session_factory=session_factory, rasa=ScriptedRasa(),  # type: ignore[arg-type]
+                      limiter=RateLimiter(limit=100, window=60), metrics=GatewayMetrics(),
+                      pii_key=TEST_KEY)
+    channel = RecordingChannel()
+    gateway.register(channel)
+    delivery = Delivery(gateway)
+    real_mark = outbox.mark_delivered_many
+    release = threading.Event()
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        release.wait(10)
+        return real_mark(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "mark_delivered_many", slow)
+
+    def undelivered() -> int:
+        with session_factory() as s:
+            return s.scalar(select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.delivered_at.is_(None))) or 0
+
+    async def scenario() -> tuple[list[int], int]:
+        outcome = await gateway.receive(msg("还在吗", "m1"))
+        assert outcome.route == "rasa" and channel.texts("v-11111111") == ["echo: 还在吗"]
+        pending = [undelivered()]
+        await delivery.poll_once()  # the rows are leased to the record under way: not due
+        await asyncio.sleep(0.05)
+        release.set()
+        await gateway.settle_deliveries(5)
+        return pending, undelivered()
+
+    pending, after = asyncio.run(scenario())
+    assert pending == [1] and after == 0
+    assert channel.texts("v-11111111") == ["echo: 还在吗"]  # sent once
 
 
 def test_a_message_routed_twice_is_answered_once(rig, session_factory) -> None:
