@@ -42,6 +42,10 @@ Runs inside ``.venv-rasa`` (``python -m bot.rasa_server run ...`` takes every ar
   of DIET's inputs against a signature that does not change), and parses a line in each
   language before it listens (the first parse's ~0.5 s of tracing falls on no customer), for
   ``rasa run`` only.
+- **A serving Rasa walks a conversation's history once** (``bot/rasa_states.py``: the
+  policies' asks for the states of the history resume the conversation's last walk instead
+  of replaying every event again; the same states, ~0.9 ms of CPU a turn fewer in a
+  twelve-turn conversation), for ``rasa run`` only.
 - **The auth token comes from the environment** (``KEFU_RASA_TOKEN``, removed from it), never
   the command line that every local user can read with ``ps``; and it guards the REST
   webhook as well as Rasa's API (Rasa's token covers the API only, and the webhook speaks as
@@ -247,10 +251,11 @@ def main() -> None:
     install()
     serving_environment(sys.argv[1:], os.environ)
     if sys.argv[1:2] == ["run"]:
-        from bot import rasa_inference, rasa_rules
+        from bot import rasa_inference, rasa_rules, rasa_states
 
         rasa_rules.install()
         rasa_inference.install()
+        rasa_states.install()
     from rasa.__main__ import main as rasa_main
 
     guard_rest_webhook(os.environ.get(TOKEN_VARIABLE))
