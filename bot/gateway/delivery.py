@@ -72,7 +72,8 @@ class Delivery:
         self.lanes = Lanes()
         self._tasks: set[asyncio.Task[None]] = set()
         self._again: set[str] = set()  # woken while being delivered: look once more after
-        self._recording: set[asyncio.Task[None]] = set()  # turns' deliveries being recorded
+        # turns' deliveries being recorded, by conversation: a lease waits for its own
+        self._recording: dict[asyncio.Task[None], str] = {}
         gateway.deliver_now = self.conversation
         gateway.reachable_here = self.reachable_here
         gateway.settle_deliveries = self.settle
@@ -108,6 +109,8 @@ class Delivery:
         gw = self.gateway
         for _round in range(20):
             born = leased is not None
+            if not born:  # rows sent but not yet recorded would hold back everything behind
+                await self._records_landed(conversation_id)
             rows = leased if leased is not None else await gw.db(
                 lambda s: [Row.of(m) for m in outbox.lease_conversation(
                     s, conversation_id=conversation_id, lease_seconds=gw.settings.lease_seconds,
@@ -130,7 +133,7 @@ class Delivery:
                     s, failed_id=row.id, message_ids=[r.id for r in rows]))
                 return False
             if born:  # a turn's answers: its customer is not kept waiting for the record
-                self._record_aside(sent)
+                self._record_aside(conversation_id, sent)
             else:
                 await self._record_delivery(sent)
             if not again:
@@ -195,25 +198,33 @@ class Delivery:
         gw.metrics.messages_out.labels(channel_name, row.kind).inc()
         return SENT
 
-    def _record_aside(self, rows: list[Row]) -> None:
+    def _record_aside(self, conversation_id: str, rows: list[Row]) -> None:
         """Record a turn's delivered answers beside the turn instead of inside it.
 
         The customer has the answers; the record is bookkeeping (its transaction was ~2 ms of
         a 27 ms turn at one conversation, on the path to the widget's ``handled`` and to the
         conversation's next message). The rows stay leased to this process until it lands,
-        so nothing leases them again meanwhile; :meth:`settle` waits for what is left when
-        the gateway stops.
+        so nothing leases them again meanwhile; this conversation's next lease waits for it
+        (the leased rows would hold back whatever was queued behind them, a ticket's receipt
+        say), and :meth:`settle` waits for what is left when the gateway stops.
         """
         if not rows:
             return
         task = asyncio.create_task(self._record_delivery(rows))
-        self._recording.add(task)
-        task.add_done_callback(self._recorded)
+        self._recording[task] = conversation_id
+        task.add_done_callback(self._record_done)
 
-    def _recorded(self, task: asyncio.Task[None]) -> None:
-        self._recording.discard(task)
+    def _record_done(self, task: asyncio.Task[None]) -> None:
+        self._recording.pop(task, None)
         if not task.cancelled() and task.exception() is not None:  # past the lease: re-sent
             log.error("a delivery could not be recorded", exc_info=task.exception())
+
+    async def _records_landed(self, conversation_id: str) -> None:
+        """Wait until this conversation's deliveries recorded beside their turns are in."""
+        pending = [task for task, conversation in self._recording.items()
+                   if conversation == conversation_id]
+        if pending:
+            await asyncio.wait(pending)
 
     async def settle(self, timeout: float | None = None) -> None:
         """Wait (at most ``timeout`` seconds) until every turn's delivery is recorded."""

@@ -493,7 +493,9 @@ def test_a_turn_ends_when_its_answers_are_sent_and_their_record_follows(
         session_factory, monkeypatch) -> None:
     """The record of a turn's delivery runs beside the turn: the customer's turn (and the
     conversation's next message) does not wait for it; nothing sends the rows again
-    meanwhile (still leased here); a stopping gateway waits for it (``settle_deliveries``)."""
+    meanwhile (still leased here); the conversation's next delivery waits for it instead of
+    finding rows queued behind held back (the e2e receipt after a handoff arrived only at the
+    next poll, after the turn's ``handled``); a stopping gateway waits for it too."""
     import threading
 
     gateway = Gateway(settings=GatewaySettings(rate_limit=100, rasa_timeout=2),
@@ -521,15 +523,22 @@ def test_a_turn_ends_when_its_answers_are_sent_and_their_record_follows(
         outcome = await gateway.receive(msg("还在吗", "m1"))
         assert outcome.route == "rasa" and channel.texts("v-11111111") == ["echo: 还在吗"]
         pending = [undelivered()]
-        await delivery.poll_once()  # the rows are leased to the record under way: not due
+        assert await delivery.poll_once() == 0  # leased to the record under way: not due
+        with session_factory.begin() as s:  # queued behind it (a ticket's receipt, say)
+            outbox.enqueue(s, customer_id=None, conversation_id="widget:v-11111111",
+                           kind="notice", text="工单已更新")
+        behind = asyncio.create_task(gateway.deliver_now("widget:v-11111111"))
         await asyncio.sleep(0.05)
+        assert channel.texts("v-11111111") == ["echo: 还在吗"]  # waits for the record
         release.set()
+        await behind  # then goes out in the same delivery, not at the next poll
+        assert channel.texts("v-11111111") == ["echo: 还在吗", "工单已更新"]
         await gateway.settle_deliveries(5)
         return pending, undelivered()
 
     pending, after = asyncio.run(scenario())
     assert pending == [1] and after == 0
-    assert channel.texts("v-11111111") == ["echo: 还在吗"]  # sent once
+    assert channel.texts("v-11111111") == ["echo: 还在吗", "工单已更新"]  # each sent once
 
 
 def test_a_message_routed_twice_is_answered_once(rig, session_factory) -> None:
