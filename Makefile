@@ -14,7 +14,7 @@ RASA      := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(RASA_VENV)/bi
 # The assistant's training inputs; `rasa train` itself skips work when its fingerprint matches.
 TRAIN_ARGS := --config config.yml --domain bot/domain --data nlu_data --out models --fixed-model-name kefu
 
-.PHONY: help setup system-packages run run-cluster profile-turn test test-fast test-faults migrate demo-data worker bench bench-turns bench-gateway bench-scale bench-desk bench-reports bench-ingest train shell eval-nlu validate clean
+.PHONY: help setup system-packages run run-cluster profile-turn test test-fast test-faults migrate demo-data worker bench bench-turns bench-gateway bench-scale bench-scale-alternate bench-desk bench-reports bench-ingest train shell eval-nlu validate clean
 
 help:
 	@echo "make run    - set up, migrate, load demo data, start the stack (SQLite, no Redis needed)"
@@ -29,6 +29,7 @@ help:
 	@echo "make bench  - SLA timer benchmark; make bench-turns - assistant turn latency;"
 	@echo "              make bench-gateway - widget WebSocket vs straight to Rasa (see README)"
 	@echo "make bench-scale - stock Rasa vs make run vs the cluster at 1-100 conversations"
+	@echo "make bench-scale-alternate - p50 at 1 conversation, stock and cluster taking turns"
 
 $(APP_STAMP): pyproject.toml
 	@PY310=$$(sh scripts/python310.sh) || exit 1; \
@@ -105,6 +106,9 @@ bench-gateway: setup train
 
 bench-scale: setup train
 	$(PY) bench/scale.py  # PostgreSQL kefu_bench_scale (dropped and created each run), Redis db 13 (flushed)
+
+bench-scale-alternate: setup train
+	$(PY) bench/scale_alternate.py  # p50 at 1 conversation, stock and cluster taking turns
 
 bench-desk: $(APP_STAMP)
 	$(PY) bench/desk_load.py  # PostgreSQL kefu_bench_desk (created and seeded) and Redis at 127.0.0.1

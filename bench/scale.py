@@ -75,7 +75,6 @@ BENCH = ROOT / "var" / "bench"
 HOME = BENCH / "scale"
 STACKS = ("stock", "run", "cluster")
 WARMUP = 6  # conversations before the first level: TensorFlow graphs, pools, every Rasa server
-IDLE_SECONDS = 5.0  # --alternate: each stack's CPU while nothing is asked of it
 
 
 def script_for(k: int) -> list[str]:
@@ -375,43 +374,6 @@ def profile_level(stack: Stack, n: int, rounds: int, first: int, rate: int) -> d
     return result
 
 
-def alternate(stacks: dict[str, Stack], pairs: int) -> dict[str, Any]:
-    """Latency at 1 conversation with the stacks taking turns: both up, one conversation at a
-    time, stock's and the cluster's alternating (which goes first swaps every pair).
-
-    The levels above run one stack after the other, minutes apart, and this machine's speed
-    moves between runs by more than the two stacks differ at 1 conversation; alternating puts
-    both under the same moment. Both stacks are up the whole time, so each has the other's
-    idle processes beside it (the cluster's pollers, mostly)."""
-    tallies = {name: Tally() for name in stacks}
-    idle: dict[str, float] = {}
-
-    async def run() -> None:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-            for stack in stacks.values():
-                assert stack.conversation is not None
-                for k in range(WARMUP):
-                    await stack.conversation(session, k, Tally())
-            before = {name: stack.meter.snapshot() for name, stack in stacks.items()
-                      if stack.meter is not None}
-            await asyncio.sleep(IDLE_SECONDS)  # what each stack costs the other doing nothing
-            for name, snap in before.items():
-                groups, _machine = spent(snap, stacks[name].meter.snapshot())  # type: ignore
-                idle[name] = round(sum(v for k, v in groups.items() if k != "load generator")
-                                   / IDLE_SECONDS, 3)
-            for i in range(pairs):
-                order = list(stacks) if i % 2 == 0 else list(reversed(stacks))
-                for name in order:
-                    await stacks[name].conversation(session, WARMUP + i, tallies[name])
-
-    asyncio.run(run())
-    found = {name: summary(tally, 0.0) for name, tally in tallies.items()}
-    for name, result in found.items():
-        result.pop("throughput")  # one conversation at a time, with waits: not a rate
-        result["idle_cores"] = idle.get(name)
-    return found
-
-
 def cell(value: Any, digits: int = 0) -> str:
     if value is None:
         return "–"
@@ -488,14 +450,8 @@ def main() -> int:
     parser.add_argument("--database-url",
                         default="postgresql+psycopg://postgres@127.0.0.1:5432/kefu_bench_scale")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
-    parser.add_argument("--alternate", type=int, metavar="PAIRS",
-                        help="instead of the levels: the stock bot and the cluster both up, "
-                             "PAIRS conversations each, one at a time, taking turns (p50 at 1 "
-                             "conversation under the same moment of the machine)")
     args = parser.parse_args()
     HOME.mkdir(parents=True, exist_ok=True)
-    if args.alternate:
-        return main_alternate(args)
     visitors = WARMUP + (sum(args.levels) + (args.profile or 0)) * args.rounds
     if args.profile and not scale_profile.PY_SPY.exists():
         print(f"--profile needs py-spy: {scale_profile.PY_SPY.parent}/pip install py-spy",
@@ -542,38 +498,6 @@ def main() -> int:
     (BENCH / "scale.json").write_text(json.dumps(out, indent=2, ensure_ascii=False))
     print(f"\nwritten: {BENCH / 'scale.json'}")
     return 0 if all(name in results for name in args.stacks) else 1
-
-
-def main_alternate(args: argparse.Namespace) -> int:
-    stacks: dict[str, Stack] = {}
-    try:
-        stacks["stock"] = start_stock(args.turn_timeout, args.stock_script)
-        stacks["cluster"] = start_cluster(WARMUP + args.alternate, args.turn_timeout,
-                                          args.database_url, args.redis_url)
-        for stack in stacks.values():
-            stack.ready()
-        found = alternate(stacks, args.alternate)
-    finally:
-        for stack in stacks.values():
-            if stack.proc is not None:
-                stop_tree(stack.proc)
-    print("| stack | ok turns | p50 ms | p95 ms | p99 ms | errors | cores used idle |")
-    print("|---|---|---|---|---|---|---|")
-    for name, result in found.items():
-        print(f"| {name} | {result['ok_turns']} | {cell(result['p50_ms'], 1)} | "
-              f"{cell(result['p95_ms'], 1)} | {cell(result['p99_ms'], 1)} | "
-              f"{sum(result['errors'].values())} | {cell(result['idle_cores'], 3)} |")
-    stock, cluster = found["stock"]["p50_ms"], found["cluster"]["p50_ms"]
-    if stock and cluster:
-        print(f"\np50 at 1, taking turns: cluster {cluster:.1f} ms vs stock {stock:.1f} ms "
-              f"({cluster / stock:.2f}; target <= 1)")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
-    out = BENCH / "scale-alternate.json"
-    out.write_text(json.dumps({"commit": commit, "pairs": args.alternate, "results": found},
-                              indent=2, ensure_ascii=False))
-    print(f"written: {out}")
-    return 0
 
 
 if __name__ == "__main__":
