@@ -228,15 +228,12 @@ class Delivery:
 
     async def settle(self, timeout: float | None = None) -> None:
         """Wait (at most ``timeout`` seconds) until every turn's delivery is recorded."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while self._recording:
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                log.warning("%d delivery record(s) unfinished at stop: their rows are sent "
-                            "again when the lease runs out", len(self._recording))
-                return
-            await asyncio.wait(list(self._recording), timeout=left)
+        if not self._recording:
+            return
+        _done, unfinished = await asyncio.wait(list(self._recording), timeout=timeout)
+        if unfinished:
+            log.warning("%d delivery record(s) unfinished at stop: their rows are sent again "
+                        "when the lease runs out", len(unfinished))
 
     async def _record_delivery(self, rows: list[Row]) -> None:
         """Record deliveries the customer already has (one transaction), retrying while the
