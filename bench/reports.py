@@ -83,7 +83,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
-from sqlalchemy import Engine, event, select, text  # noqa: E402
+from sqlalchemy import Engine, event, insert, select, text  # noqa: E402
 from bench_db import check_database_url, ensure_database  # noqa: E402
 from turn_latency import free_port, start, stop_all  # noqa: E402
 
@@ -91,9 +91,10 @@ from bot.assistant import wait_until_up  # noqa: E402
 from ticketing.core import audit, migrate, passwords  # noqa: E402
 from ticketing.core.clock import utcnow  # noqa: E402
 from ticketing.core.db import make_engine, make_session_factory  # noqa: E402
-from ticketing.core.models import AuditLog  # noqa: E402
+from ticketing.core.models import AuditLog, ReportMark  # noqa: E402
 from ticketing.core.settings import DEFAULT_TIMEZONE, load_settings  # noqa: E402
 from ticketing.desk.tickets import ticket_number  # noqa: E402
+from ticketing.reports import cell_builds  # noqa: E402
 from ticketing.web.app import create_app  # noqa: E402
 
 BENCH = ROOT / "var" / "bench" / "reports"
@@ -684,6 +685,25 @@ def prepare_database(url: str, shape: Shape, *, regenerate: bool) -> tuple[dict[
         engine.dispose()
 
 
+def prepare_cells(database_url: str, engine: Engine, last: date, changed: int
+                  ) -> dict[str, Any]:
+    """The dashboard's day cells as the reports job keeps them (``reports.cell_builds``): every
+    day built that needs it (all of them after a generation: the generator writes facts by
+    COPY, unseen by the facts' listeners), then the last ``changed`` days marked changed, as
+    a live shop's recent days are between two rounds of the job (their tickets are still
+    being answered, solved and rated): the dashboard reads those days from the facts."""
+    settings = load_settings(child_env(database_url, 0))
+    factory = make_session_factory(engine, schedule=settings.schedule)
+    run = cell_builds.build(factory)
+    with factory.begin() as session:
+        session.execute(insert(ReportMark), [{"day": (last - timedelta(days=i)).isoformat()}
+                                             for i in range(changed)])
+    print(f"day cells: {run.days} days built in {run.seconds:.1f} s; the last {changed} days "
+          f"marked changed (read from the facts, as between two rounds of the reports job)")
+    return {"built_days": run.days, "build_seconds": round(run.seconds, 1),
+            "changed_days": changed}
+
+
 def database_sizes(engine: Engine) -> dict[str, int]:
     """Bytes: the database and the reports' tables (with their indexes)."""
     with engine.connect() as conn:
@@ -1123,6 +1143,9 @@ def main() -> int:
     parser.add_argument("--against", type=Path,
                         help="another checkout of Kefu (e.g. a git worktree before a change), "
                              "measured side by side over HTTP")
+    parser.add_argument("--changed-days", type=int, default=7, metavar="N",
+                        help="days (the data's last N) whose day cells are marked changed, as "
+                             "a live shop's are between two rounds of the reports job")
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--explain", action="store_true", help="print those plans in full")
     args = parser.parse_args()
@@ -1149,6 +1172,7 @@ def main() -> int:
         print(f"database {sizes['database'] / 2**20:,.0f} MB (" + ", ".join(
             f"{k} {v / 2**20:,.0f} MB" for k, v in sizes.items() if k != "database")
             + ", each with its indexes)")
+        day_cells = prepare_cells(args.database_url, engine, last, args.changed_days)
         print(f"\ncold: {args.cold_rounds} rounds of fresh desk processes, each endpoint once "
               f"per process for a range not asked before", flush=True)
         before = block_stats(engine)
@@ -1180,7 +1204,7 @@ def main() -> int:
     finally:
         engine.dispose()
     (BENCH / "reports.json").write_text(json.dumps(
-        {"seed": seed, "made_now": made_now, "sizes": sizes,
+        {"seed": seed, "made_now": made_now, "sizes": sizes, "day_cells": day_cells,
          "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                   if k != "database_url"},
          "blocks": blocks, "results": tables,

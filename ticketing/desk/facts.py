@@ -20,7 +20,7 @@ from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, insert, select
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from ticketing.conversations import inbound
@@ -29,6 +29,7 @@ from ticketing.core.models import (
     Customer,
     InboundMessage,
     ReplyWait,
+    ReportMark,
     SlaTimer,
     Survey,
     Ticket,
@@ -159,6 +160,11 @@ def _refresh_chunk(session: Session, ids: list[int]) -> int:
     session.execute(delete(ReplyWait).where(ReplyWait.ticket_id.in_(found)))
     if wait_rows:
         upsert(session, ReplyWait, wait_rows, ["ticket_id", "seq"])
+    if session.get_bind().dialect.name == "postgresql":
+        # the dashboard's day cells of these days are out of date until rebuilt
+        # (reports.cells; PostgreSQL only: SQLite shops read the facts)
+        session.execute(insert(ReportMark), [{"day": day} for day in
+                                             sorted({row["created_day"] for row in fact_rows})])
     return len(fact_rows)
 
 

@@ -98,7 +98,7 @@ def wait_durations(session: Session, key: Any, where: list[Any], wanted: Iterabl
     waited = wait_columns(wanted)
     if not waited:
         return {}
-    ids = _wait_bounds(where) if bounds is None else id_range(bounds)
+    ids = wait_bounds(where) if bounds is None else id_range(bounds)
     return _distributions(session, key, [*where, ReplyWait.seq > 0,
                                          ReplyWait.seconds.is_not(None), *ids],
                           waited, rekey, join=True)
@@ -114,7 +114,7 @@ def id_range(bounds: Bounds) -> list[ColumnElement[bool]]:
             ReplyWait.ticket_id >= low, ReplyWait.ticket_id <= high]
 
 
-def _wait_bounds(where: list[Any]) -> list[ColumnElement[bool]]:
+def wait_bounds(where: list[Any]) -> list[ColumnElement[bool]]:
     """The lowest and highest ticket id among the tickets in ``where``, as bounds on the reply
     waits' ticket ids: redundant with the join (always true of its rows), but they let the
     database read only that stretch of the waits' index instead of every answered wait ever

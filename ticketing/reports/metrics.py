@@ -30,6 +30,7 @@ from ticketing.core.i18n import Text
 from ticketing.core.models import ConversationFact, TicketFact
 # reading facts means they must be kept: loading this module turns the listeners on too
 from ticketing.desk import facts as _facts  # noqa: F401
+from ticketing.reports import cells
 from ticketing.reports.aggregates import ConversationStats, CsatStats, TicketStats
 from ticketing.reports.durations import (  # noqa: F401  (the metrics' names, importable here)
     ALL_DURATIONS,
@@ -129,7 +130,9 @@ def summary(session: Session, period: Period, filters: Filters, *, now: datetime
     """Everything on the dashboard's first row, for ``period`` and the span before it
     (``durations``: the medians and p90s wanted, every one unless told)."""
     parts = summary_parts(period, filters, now=now, durations=durations)
-    if in_postgres(session):  # each span's facts read once for its counts and percentiles
+    if cells.serves(session, filters):
+        done = {name: parts[name](session) for name in ("tickets", "tickets_before")}
+    elif in_postgres(session):  # each span's facts read once for its counts and percentiles
         both = window_stats(session, {True: _created_in(period), False: _created_in(
             period.previous())}, filters, now=now, durations=durations)
         done = {"tickets": both[True], "tickets_before": both[False]}
@@ -153,6 +156,9 @@ def summary_parts(period: Period, filters: Filters, *, now: datetime,
 
     def tickets_of(span: Period) -> SummaryPart:
         def read(session: Session) -> TicketStats:
+            if cells.serves(session, filters):
+                return cells.ticket_stats(session, span, filters, "all", now=now,
+                                          durations=durations).get(None, TicketStats())
             if in_postgres(session):
                 return window_stats(session, {0: _created_in(span)}, filters, now=now,
                                     durations=durations)[0]
@@ -212,8 +218,12 @@ def table(session: Session, period: Period, filters: Filters, dimension: str, *,
     if dimension not in DIMENSIONS:
         raise ValidationError(f"unknown dimension {dimension!r}", field="dimension")
     ticket_key, survey_key = _DIMENSION_COLUMNS[dimension]
-    stats = ticket_stats(session, ticket_key, _created_in(period), filters, now=now,
-                         durations=durations)
+    if dimension in ("agent", "team") and cells.serves(session, filters):
+        stats = cells.ticket_stats(session, period, filters, dimension, now=now,
+                                   durations=durations)
+    else:
+        stats = ticket_stats(session, ticket_key, _created_in(period), filters, now=now,
+                             durations=durations)
     csat = csat_stats(session, survey_key,
                       (TicketFact.survey_sent_at >= period.since,
                        TicketFact.survey_sent_at < period.until), filters)
@@ -236,8 +246,12 @@ def trend(session: Session, period: Period, filters: Filters, grain: str, *,
             day_key, survey_key = _pg_iso_week(day_key), _pg_iso_week(survey_key)
         else:  # days summed into weeks here; percentiles from every value (SQLite)
             rekey = iso_week
-    stats = ticket_stats(session, day_key, _created_in(period), filters, now=now, rekey=rekey,
-                         durations=durations)
+    if cells.serves(session, filters):
+        stats = cells.ticket_stats(session, period, filters, grain, now=now,
+                                   durations=durations)
+    else:
+        stats = ticket_stats(session, day_key, _created_in(period), filters, now=now,
+                             rekey=rekey, durations=durations)
     csat = csat_stats(session, survey_key, survey_window, filters, rekey=rekey)
     return stats, csat
 

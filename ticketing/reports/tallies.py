@@ -143,12 +143,17 @@ def _window_waits(session: Session, wheres: dict[int, list[Any]], waits: dict[st
     return {row[0]: read_percentiles(row, 1, waits) for row in session.execute(stmt)}
 
 
+def count_conditions() -> list[ColumnElement[bool] | None]:
+    """Which tickets each of :class:`TicketStats`' six counts counts, in its order (tickets,
+    escalated, solved, reopened, handed off, unanswered; None: every ticket)."""
+    return [None, TicketFact.escalated > 0, TicketFact.first_solved_at.is_not(None),
+            and_(TicketFact.first_solved_at.is_not(None), TicketFact.reopened > 0),
+            TicketFact.handed_off.is_(True), TicketFact.first_response_at.is_(None)]
+
+
 def _count_columns(now: datetime) -> list[Any]:
-    columns = [func.count(), _count(TicketFact.escalated > 0),
-               _count(TicketFact.first_solved_at.is_not(None)),
-               _count(and_(TicketFact.first_solved_at.is_not(None), TicketFact.reopened > 0)),
-               _count(TicketFact.handed_off.is_(True)),
-               _count(TicketFact.first_response_at.is_(None))]
+    columns = [func.count() if condition is None else _count(condition)
+               for condition in count_conditions()]
     for target in SLA_TARGETS:
         verdict, due = sla_columns(target)
         columns += [_count(verdict == "met"), _count(_breached(verdict, due, now))]

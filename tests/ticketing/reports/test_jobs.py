@@ -64,3 +64,19 @@ def test_main_once_uses_the_settings_database(tmp_path, monkeypatch) -> None:
     assert jobs.main(["--once"]) == 0
     with pytest.raises(SystemExit):
         jobs.main(["--every", "0"])
+
+
+def test_the_day_cells_are_built_between_alert_rounds(monkeypatch) -> None:
+    built, evaluated = threading.Semaphore(0), []
+    monkeypatch.setattr(jobs, "build_cells", lambda *_a, **_k: built.release())
+    monkeypatch.setattr(jobs, "run_alerts", lambda *_a, **_k: evaluated.append(1) or
+                        jobs.AlertRun(0, 0, 0))
+    job = jobs.AlertJob(make_session_factory(make_engine("sqlite://")), every_minutes=10,
+                        cells_every_minutes=0.0005, clock=lambda: NOW)
+    runner = threading.Thread(target=job.run)
+    runner.start()
+    for _ in range(5):  # five builds (0.03 s apart) while the next alert round is 10 min away
+        assert built.acquire(timeout=10)
+    job.stop()
+    runner.join(10)
+    assert evaluated == [1]

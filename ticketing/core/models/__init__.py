@@ -22,6 +22,7 @@ from ticketing.core.models.orders import (
 )
 from ticketing.core.models.policies import CannedReplyRow, DeskSetting, SlaPolicyRow
 from ticketing.core.models.presence import TicketViewer
+from ticketing.core.models.rollups import ReportCell, ReportDay, ReportMark
 from ticketing.core.models.tickets import (
     Category,
     Channel,
@@ -36,7 +37,7 @@ from ticketing.core.models.tickets import (
 )
 
 __all__ = [
-    "Alert", "CannedReplyRow", "ConversationFact", "DeskSetting", "ReplyWait", "SlaPolicyRow", "TicketFact",
+    "Alert", "CannedReplyRow", "ReportCell", "ReportDay", "ReportMark", "ConversationFact", "DeskSetting", "ReplyWait", "SlaPolicyRow", "TicketFact",
     "ACTIVE_REFUND_STATES", "Agent", "ApiToken", "DeskSession", "AuditLog", "Availability", "Base", "Category", "Channel",
     "ChannelIdentity", "Customer", "InboundMessage", "Notification", "Order", "OrderItem", "OrderState",
     "OutboxMessage", "Priority", "Product", "RefundKind", "RefundMethod", "RefundRequest",
