@@ -29,6 +29,7 @@ from ticketing.core.models import (
     Customer,
     InboundMessage,
     ReplyWait,
+    ReportDay,
     ReportMark,
     SlaTimer,
     Survey,
@@ -304,8 +305,13 @@ def backfill(session_factory: sessionmaker[Session], *, batch: int = 2000) -> in
 
 
 def rebuild(session_factory: sessionmaker[Session], *, batch: int = 2000) -> int:
-    """Recompute every fact from the source rows (e.g. after changing the shop's time zone)."""
+    """Recompute every fact from the source rows (e.g. after changing the shop's time zone).
+    Every day's dashboard cells are forgotten first: a ticket may move to another local day,
+    and a day left without tickets would get no mark (the dashboard reads days not built from
+    the facts until the reports job builds them again)."""
     total, after = 0, 0
+    with session_factory.begin() as session:
+        session.execute(delete(ReportDay))
     while True:
         with session_factory.begin() as session:
             ids = list(session.scalars(select(Ticket.id).where(Ticket.id > after)

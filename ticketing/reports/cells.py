@@ -18,20 +18,23 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import psycopg
 from sqlalchemy import (
-    Integer, LargeBinary, and_, case, cast, func, literal, literal_column, null, or_, select,
+    Integer, LargeBinary, SmallInteger, and_, bindparam, case, cast, func, literal, literal_column, null, or_, select,
     union_all,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from ticketing.core.clock import aware
-from ticketing.core.models import ReplyWait, ReportCell, ReportDay, ReportMark, TicketFact
+from ticketing.core.models import (
+    Category, ReplyWait, ReportCell, ReportDay, ReportMark, TicketFact,
+)
 # cells are only true while every fact change marks its day: loading this turns that on too
 from ticketing.desk import facts as _facts  # noqa: F401
 from ticketing.reports.aggregates import SLA_TARGETS, Distribution, TicketStats
@@ -40,7 +43,9 @@ from ticketing.reports.scope import Filters, Period
 from ticketing.reports.tallies import count_conditions, sla_columns
 
 COUNTS = ("tickets", "escalated", "solved", "reopened", "handed_off", "unanswered")
-VALUES = (*DURATIONS, *WAITS)  # packed columns, named as the durations
+VALUES = (*DURATIONS, *WAITS)  # packed durations, named as the durations
+PACKED = (*VALUES, "categories")  # and each ticket's category, for the contact reasons
+CATEGORIES = [c.value for c in Category]  # a category's code is its place here
 GROUPS = ("all", "day", "week", "agent", "team")
 _EMPTY = literal_column("''::bytea")
 _NONE = cast(null(), LargeBinary)  # a value not asked for
@@ -57,19 +62,79 @@ def ticket_stats(session: Session, period: Period, filters: Filters, group: str,
     """Counts, SLA outcomes (breaches as of ``now``) and the ``durations`` named of the
     period's tickets per ``group`` ("all": one group keyed None; "day": ``YYYY-MM-DD``;
     "week": ``2026-W45``; "agent", "team": their ids, None for none)."""
-    wanted = [name for name in VALUES if name in set(durations)]
-    cells = period_cells(session, period, wanted).subquery("cells")
+    wanted = tuple(name for name in VALUES if name in set(durations))
+    params, runs = _period_params(session, period)
+    stmt = _ticket_statement(group, wanted, runs, _owner_shape(filters))
+    cutoff = aware(now).timestamp()
+    with _binary_results(session):
+        rows = session.execute(stmt, {**params, **_owner_params(filters)}).all()
+    return {row[0]: _stats(row, cutoff, wanted) for row in rows}
+
+
+def category_counts(session: Session, period: Period, filters: Filters) -> dict[str, int]:
+    """Tickets per category (contact reasons) of the period: each ticket's code, counted."""
+    params, runs = _period_params(session, period)
+    stmt = _category_statement(runs, _owner_shape(filters))
+    with _binary_results(session):
+        packed = session.execute(stmt, {**params, **_owner_params(filters)}).scalar()
+    if not packed:
+        return {}
+    counts = np.bincount(np.frombuffer(packed, dtype=">i2").astype(np.int64),
+                         minlength=len(CATEGORIES))
+    return {CATEGORIES[i]: int(n) for i, n in enumerate(counts) if n}
+
+
+# --- statements, built once per shape -----------------------------------------------------------
+# Building these statements (a union of ~30 labelled columns, a subquery, its cache key) cost
+# a dashboard ~50 ms of Python a request, holding the GIL its other reads wanted; each shape
+# (group, values wanted, runs of changed days, which owner filters) is built once, its values
+# bound at execution.
+@lru_cache(maxsize=256)
+def _ticket_statement(group: str, wanted: tuple[str, ...], runs: int, owners: OwnerShape
+                      ) -> Any:
+    cells = period_cells(wanted, runs).subquery("cells")
     key = _group_key(cells, group)
     columns = [key.label("k"), *(func.sum(cells.c[name]) for name in _count_names()),
                *(_joined(cells.c[f"sla_{t}_pending"]) for t in SLA_TARGETS),
                *(_joined(cells.c[name]) for name in wanted)]
-    stmt = select(*columns).where(*filters.where(cells.c.owner_id, cells.c.team_id))
-    if group != "all":
-        stmt = stmt.group_by(key)
-    cutoff = aware(now).timestamp()
-    with _binary_results(session):
-        rows = session.execute(stmt).all()
-    return {row[0]: _stats(row, cutoff, wanted) for row in rows}
+    stmt = select(*columns).where(*_owner_clauses(owners, cells.c.owner_id, cells.c.team_id))
+    return stmt if group == "all" else stmt.group_by(key)
+
+
+@lru_cache(maxsize=64)
+def _category_statement(runs: int, owners: OwnerShape) -> Any:
+    cells = period_cells(("categories",), runs).subquery("cells")
+    return select(_joined(cells.c.categories)).where(
+        *_owner_clauses(owners, cells.c.owner_id, cells.c.team_id))
+
+
+OwnerShape = tuple[tuple[bool, bool] | None, tuple[bool, bool] | None]
+
+
+def _owner_shape(filters: Filters) -> OwnerShape:
+    """Per agent and team filter: None (not set) or (named values?, "unassigned"?)."""
+    def one(values: tuple[Any, ...]) -> tuple[bool, bool] | None:
+        return (any(v is not None for v in values), None in values) if values else None
+    return one(filters.agents), one(filters.teams)
+
+
+def _owner_params(filters: Filters) -> dict[str, list[int]]:
+    return {"agents": [v for v in filters.agents if v is not None],
+            "teams": [v for v in filters.teams if v is not None]}
+
+
+def _owner_clauses(owners: OwnerShape, owner: Any, team: Any) -> list[ColumnElement[bool]]:
+    """The agent and team filters as :meth:`Filters.where` states them (several values are
+    alternatives; None is "unassigned"), their values bound at execution."""
+    clauses: list[ColumnElement[bool]] = []
+    for shape, name, column in ((owners[0], "agents", owner), (owners[1], "teams", team)):
+        if shape is None:
+            continue
+        named, unassigned = shape
+        either = [column.in_(bindparam(name, expanding=True))] if named else []
+        either += [column.is_(None)] if unassigned else []
+        clauses.append(or_(*either))
+    return clauses
 
 
 @contextmanager
@@ -101,30 +166,58 @@ def _group_key(cells: Any, group: str) -> Any:
 
 
 # --- the cells of a period ---------------------------------------------------------------------
-def period_cells(session: Session, period: Period, wanted: Collection[str]) -> Any:
+def period_cells(wanted: Collection[str], runs: int) -> Any:
     """The period's cells: stored ones for its built, unchanged days, the facts' for the rest
-    (one ``UNION ALL``; which is which is read first, so a day is never counted twice), with
-    the ``wanted`` values (the others NULL: neither read nor packed)."""
+    (``runs`` stretches of consecutive changed days; one ``UNION ALL``; which day is which is
+    read first, so none is counted twice), with the ``wanted`` values (the others NULL:
+    neither read nor packed). Values bound: ``first`` and ``last`` day, the ``live`` days,
+    ``since_i``/``until_i`` of each stretch (:func:`_period_params`)."""
+    table = ReportCell.__table__.c
+    day = ReportCell.__table__.c.day.type
+    stored = _named(*(table[n] if n not in PACKED or n in wanted else _NONE
+                      for n in stored_names())).where(
+        ReportCell.day >= bindparam("first", type_=day),
+        ReportCell.day <= bindparam("last", type_=day),
+        ReportCell.day.not_in(bindparam("live", type_=day, expanding=True)))
+    at = TicketFact.__table__.c.created_at.type
+    window = [or_(*(and_(TicketFact.created_at >= bindparam(f"since_{i}", type_=at),
+                         TicketFact.created_at < bindparam(f"until_{i}", type_=at))
+                    for i in range(runs)))]
+    return union_all(stored, *fact_rows(window, wanted))
+
+
+def _period_params(session: Session, period: Period) -> tuple[dict[str, Any], int]:
+    """The values :func:`period_cells` binds, and its number of stretches. With no changed
+    day the facts' part reads an empty stretch: one shape whatever the days' state (the
+    desk's warm-up compiles it)."""
     days = [d.isoformat() for d in period.days()]
     live = sorted(changed_days(session, days))
-    table = ReportCell.__table__.c
-    stored = _named(*(table[n] if n not in VALUES or n in wanted else _NONE
-                      for n in stored_names())).where(ReportCell.day >= days[0],
-                                                      ReportCell.day <= days[-1])
-    if live:
-        stored = stored.where(ReportCell.day.not_in(live))
-        return union_all(stored, *fact_rows(_day_windows(live, period), wanted))
-    return stored
+    params: dict[str, Any] = {"first": days[0], "last": days[-1], "live": live}
+    stretches = _stretches(live, period) or [(period.until, period.until)]
+    for i, (since, until) in enumerate(stretches):
+        params[f"since_{i}"], params[f"until_{i}"] = since, until
+    return params, len(stretches)
 
 
 def changed_days(session: Session, days: Sequence[str]) -> set[str]:
     """The days among ``days`` whose cells are missing or out of date."""
-    first, last = days[0], days[-1]
-    built = set(session.scalars(select(ReportDay.day).where(ReportDay.day >= first,
-                                                           ReportDay.day <= last)))
-    marked = set(session.scalars(select(ReportMark.day).distinct()
-                                 .where(ReportMark.day >= first, ReportMark.day <= last)))
+    built: set[str] = set()
+    marked: set[str] = set()
+    for day, is_mark in session.execute(_changed_statement(), {"first": days[0],
+                                                               "last": days[-1]}):
+        (marked if is_mark else built).add(day)
     return {d for d in days if d not in built or d in marked}
+
+
+@lru_cache(maxsize=1)
+def _changed_statement() -> Any:
+    """The built days and the marked days between ``first`` and ``last``: one round trip."""
+    def between(column: Any) -> list[Any]:
+        return [column >= bindparam("first", type_=column.type),
+                column <= bindparam("last", type_=column.type)]
+    return union_all(select(ReportDay.day, literal(False)).where(*between(ReportDay.day)),
+                     select(ReportMark.day, literal(True)).distinct()
+                     .where(*between(ReportMark.day)))
 
 
 def cells_of_facts(window: Sequence[ColumnElement[bool]]) -> Any:
@@ -138,7 +231,7 @@ def cells_of_facts(window: Sequence[ColumnElement[bool]]) -> Any:
 
 
 def fact_rows(window: Sequence[ColumnElement[bool]],
-              wanted: Collection[str] = VALUES) -> list[Any]:
+              wanted: Collection[str] = PACKED) -> list[Any]:
     """The tickets in ``window`` as cell-shaped rows, in :class:`ReportCell`'s column order:
     one per ticket (counts 0 or 1, its ``wanted`` durations packed) and, when next responses
     are wanted, one per answered next wait. A changed day's rows go straight into the
@@ -155,15 +248,18 @@ def fact_rows(window: Sequence[ColumnElement[bool]],
         one += [case((verdict == "met", 1), else_=0), case((verdict == "breached", 1), else_=0),
                 case((and_(verdict == "pending", due.is_not(None)),
                       func.float8send(func.date_part("epoch", due))))]
+    code = cast(case({v: i for i, v in enumerate(CATEGORIES)}, value=TicketFact.category),
+                SmallInteger)
     facts = _named(*key, *one, *(packed(n, c) for n, c in DURATIONS.items()),
-                   *(_NONE for _ in WAITS)).where(*window)
+                   *(_NONE for _ in WAITS),
+                   func.int2send(code) if "categories" in wanted else _NONE).where(*window)
     if not any(name in wanted for name in WAITS):
         return [facts]
     zeros: list[Any] = [literal(0, Integer)] * len(COUNTS)
     for _ in SLA_TARGETS:
         zeros += [literal(0, Integer), literal(0, Integer), _NONE]
     waits = (_named(*key, *zeros, *(_NONE for _ in DURATIONS),
-                    *(packed(n, c) for n, c in WAITS.items()))
+                    *(packed(n, c) for n, c in WAITS.items()), _NONE)
              .select_from(TicketFact)
              .join(ReplyWait, ReplyWait.ticket_id == TicketFact.ticket_id)
              .where(*window, ReplyWait.seq > 0, ReplyWait.seconds.is_not(None),
@@ -175,9 +271,9 @@ def _named(*columns: Any) -> Any:
     return select(*(c.label(name) for c, name in zip(columns, stored_names(), strict=True)))
 
 
-def _day_windows(days: Sequence[str], period: Period) -> list[ColumnElement[bool]]:
-    """The facts of ``days`` (local days of ``period``'s zone): runs of consecutive days as
-    ranges of ``created_at``, which its index answers."""
+def _stretches(days: Sequence[str], period: Period) -> list[tuple[datetime, datetime]]:
+    """``days`` (local days of ``period``'s zone) as runs of consecutive days, each the
+    ``[since, until)`` of ``created_at`` that its index answers."""
     runs: list[list[date]] = []
     for text in days:
         day = date.fromisoformat(text)
@@ -186,8 +282,7 @@ def _day_windows(days: Sequence[str], period: Period) -> list[ColumnElement[bool
         else:
             runs.append([day, day])
     spans = [Period.of_days(first, last, period.zone) for first, last in runs]
-    return [or_(*(and_(TicketFact.created_at >= s.since, TicketFact.created_at < s.until)
-                  for s in spans))]
+    return [(span.since, span.until) for span in spans]
 
 
 # --- columns -----------------------------------------------------------------------------------
@@ -203,7 +298,7 @@ def stored_names() -> list[str]:
     names = ["day", "owner_id", "team_id", *COUNTS]
     for target in SLA_TARGETS:
         names += [f"sla_{target}_met", f"sla_{target}_breached", f"sla_{target}_pending"]
-    return [*names, *VALUES]
+    return [*names, *PACKED]
 
 
 def _joined(column: Any) -> Any:

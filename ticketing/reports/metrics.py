@@ -204,6 +204,9 @@ def counts(session: Session, period: Period, filters: Filters, dimension: str, *
     for the callers' uniform signature."""
     if dimension not in DIMENSIONS:
         raise ValidationError(f"unknown dimension {dimension!r}", field="dimension")
+    if dimension == "category" and cells.serves(session, filters):
+        return {category: TicketStats(tickets=n) for category, n in
+                cells.category_counts(session, period, filters).items()}
     key = _DIMENSION_COLUMNS[dimension][0].label("k")
     rows = session.execute(select(key, func.count()).where(*_created_in(period),
                                                            *filters.tickets()).group_by(key))

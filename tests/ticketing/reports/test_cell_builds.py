@@ -11,9 +11,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import TEST_KEY
 from tests.factories import Factory
 from tests.ticketing.reports.builders import H, ticket, utc
+from ticketing.core.db import make_session_factory
 from ticketing.core.models import ReportCell, ReportDay, ReportMark
 from ticketing.core.pii import PiiCipher
+from ticketing.core.settings import ScheduleSettings
+from ticketing.desk import facts
 from ticketing.reports import cell_builds, cells, jobs
+from ticketing.reports.scope import Filters, Period
 
 NOW = utc(2026, 3, 9, 3)  # 9 March, 11:00 in Shanghai
 
@@ -89,3 +93,22 @@ def test_each_round_of_the_reports_job_builds_the_cells(
     assert run is not None and (run.days > 0) == postgres  # SQLite shops read the facts
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(ReportMark)) == 0
+
+
+def test_a_time_zone_change_forgets_every_built_day(
+        pg_engine, session_factory: sessionmaker[Session]) -> None:
+    with session_factory.begin() as s:  # 5 March 20:00 UTC: 6 March in Shanghai, 5 in UTC
+        ticket(s, Factory(s, PiiCipher(TEST_KEY)).customer(), created=utc(2026, 3, 5, 20))
+    cell_builds.build(session_factory, now=NOW)
+    in_utc = make_session_factory(pg_engine, schedule=ScheduleSettings(timezone="UTC"))
+    facts.rebuild(in_utc)  # the shop moved to UTC: the ticket is 5 March's now
+    span = Period.of_days(date(2026, 3, 5), date(2026, 3, 6), "UTC")
+    with in_utc() as s:  # 6 March's old cell is not counted beside 5 March's ticket
+        assert cells.changed_days(s, ["2026-03-05", "2026-03-06"]) == {"2026-03-05",
+                                                                      "2026-03-06"}
+        stats = cells.ticket_stats(s, span, Filters(), "day", now=NOW, durations=())
+        assert {day: one.tickets for day, one in stats.items()} == {"2026-03-05": 1}
+    cell_builds.build(in_utc, now=NOW)
+    with in_utc() as s:
+        stats = cells.ticket_stats(s, span, Filters(), "day", now=NOW, durations=())
+        assert {day: one.tickets for day, one in stats.items()} == {"2026-03-05": 1}

@@ -21,7 +21,7 @@ from tests.conftest import TEST_KEY
 from tests.factories import Factory
 from tests.ticketing.reports.builders import H, ticket, utc
 from ticketing.core.models import ReportCell, ReportDay, ReportMark, TicketMessage
-from ticketing.core.models import TicketState, TimerKind, TimerStatus
+from ticketing.core.models import Category, TicketState, TimerKind, TimerStatus
 from ticketing.core.pii import PiiCipher
 from ticketing.reports import cell_builds, cells, metrics
 from ticketing.reports.aggregates import TicketStats
@@ -32,7 +32,7 @@ from ticketing.reports.tallies import ticket_stats, window_stats
 NOW = utc(2026, 3, 9, 3)
 PERIOD = Period.of_days(date(2026, 3, 2), date(2026, 3, 9), "Asia/Shanghai")
 KEYS = {"day": metrics.TicketFact.created_day, "agent": metrics.TicketFact.owner_id,
-        "team": metrics.TicketFact.team_id}
+        "team": metrics.TicketFact.team_id, "category": metrics.TicketFact.category}
 
 
 @pytest.fixture
@@ -61,6 +61,7 @@ def shop(pg_engine, session_factory: sessionmaker[Session]) -> dict[str, object]
                        timedelta(hours=rng.choice((24, 72, 900))), None, False)]
             ticket(s, customers[i % 5], created=created + timedelta(seconds=i),
                    owner=rng.choice([*agents, None]), messages=sorted(messages),
+                   category=rng.choice(list(Category)),
                    events=events, timers=timers,
                    state=TicketState.SOLVED if solved else TicketState.OPEN,
                    reopen_count=int(solved and rng.random() < 0.3))
@@ -74,7 +75,8 @@ def _facts(s: Session, period: Period, filters: Filters, group: str) -> dict[obj
         return window_stats(s, {None: window}, filters, now=NOW)
     rekey = metrics.iso_week if group == "week" else None
     return ticket_stats(s, KEYS.get(group, metrics.TicketFact.created_day), window, filters,
-                        now=NOW, rekey=rekey)
+                        now=NOW, rekey=rekey,
+                        durations=() if group == "category" else ALL_DURATIONS)
 
 
 def _same(s: Session, shop: dict[str, object]) -> int:
@@ -84,6 +86,9 @@ def _same(s: Session, shop: dict[str, object]) -> int:
     for filters in (Filters(), Filters(agents=(agents[0], None)), Filters(teams=(teams[1],)),
                     Filters(agents=(agents[1],), teams=(teams[1],))):
         for period in (PERIOD, PERIOD.previous()):
+            by_category = _facts(s, period, filters, "category")
+            assert cells.category_counts(s, period, filters) == {
+                k: v.tickets for k, v in by_category.items()}
             for group in cells.GROUPS:
                 want = _facts(s, period, filters, group)
                 got = cells.ticket_stats(s, period, filters, group, now=NOW,

@@ -23,7 +23,8 @@ from ticketing.core.models.base import Base
 class ReportCell(Base):
     """One local day's tickets of one owner and team. Values are big-endian float64 seconds
     (``float8send``), unsorted; ``*_pending``: the due instants (epoch seconds) of clocks
-    still running, so "breached" can be told at any later moment."""
+    still running, so "breached" can be told at any later moment; ``categories``: each
+    ticket's category as a big-endian int16, its place in ``Category`` (contact reasons)."""
 
     __tablename__ = "report_cells"
     __table_args__ = (Index("ix_report_cells_day", "day"),)
@@ -55,6 +56,7 @@ class ReportCell(Base):
     resolution_last_bh: Mapped[bytes | None] = mapped_column(LargeBinary)
     next_response: Mapped[bytes | None] = mapped_column(LargeBinary)
     next_response_bh: Mapped[bytes | None] = mapped_column(LargeBinary)
+    categories: Mapped[bytes | None] = mapped_column(LargeBinary)  # int16 codes, one a ticket
 
 
 class ReportDay(Base):

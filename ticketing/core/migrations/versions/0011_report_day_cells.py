@@ -26,7 +26,8 @@ depends_on = None
 _COUNTS = ('tickets', 'escalated', 'solved', 'reopened', 'handed_off', 'unanswered')
 _TARGETS = ('first_response', 'next_response', 'resolution')
 _VALUES = ('first_response', 'first_response_bh', 'resolution_first', 'resolution_first_bh',
-           'resolution_last', 'resolution_last_bh', 'next_response', 'next_response_bh')
+           'resolution_last', 'resolution_last_bh', 'next_response', 'next_response_bh',
+           'categories')
 
 
 def upgrade() -> None:
