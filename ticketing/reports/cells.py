@@ -18,15 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import psycopg
 from sqlalchemy import (
-    Integer, LargeBinary, SmallInteger, and_, bindparam, case, cast, func, literal, literal_column, null, or_, select,
-    union_all,
+    Integer, LargeBinary, SmallInteger, and_, bindparam, case, cast, func, literal,
+    literal_column, null, or_, select, union_all,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -306,7 +306,7 @@ def _joined(column: Any) -> Any:
 
 
 # --- from rows to figures ----------------------------------------------------------------------
-def _stats(row: Sequence[Any], cutoff: float, wanted: list[str]) -> TicketStats:
+def _stats(row: Sequence[Any], cutoff: float, wanted: Sequence[str]) -> TicketStats:
     one = TicketStats()
     counts = [int(v or 0) for v in row[1:1 + len(_count_names())]]
     (one.tickets, one.escalated, one.solved, one.reopened, one.handed_off,
@@ -325,7 +325,8 @@ def _before(packed: bytes | None, cutoff: float) -> int:
     """How many of the packed due instants are before ``cutoff``: clocks breached by now."""
     if not packed:
         return 0
-    return int(np.count_nonzero(np.frombuffer(packed, dtype=">f8").astype(np.float64) < cutoff))
+    due = np.frombuffer(packed, dtype=">f8").astype(np.float64)
+    return int(np.count_nonzero(due < cutoff))
 
 
 def distribution(packed: bytes | None) -> Distribution:

@@ -49,6 +49,7 @@ def warm_up(desk: Desk, *, connections: int = CONNECTIONS) -> None:
                               durations=ROW_DURATIONS)
                 metrics.table(session, period, Filters(), "agent", now=now,
                               durations=ROW_DURATIONS)
+                metrics.counts(session, period, Filters(), "category", now=now)
             finally:
                 session.rollback()
 
