@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, insert, select, text, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
-from ticketing.core.clock import utcnow
+from ticketing.core.clock import aware, utcnow
 from ticketing.core.models import ReportCell, ReportDay, ReportMark, TicketFact
 from ticketing.core.settings import schedule_of
 from ticketing.desk.upsert import upsert
@@ -40,15 +40,15 @@ class CellBuild:
     seconds: float
 
 
-def days_to_build(session: Session, *, today: date) -> list[str]:
+def days_to_build(session: Session, *, today: date, zone: ZoneInfo) -> list[str]:
     """Days with marks, and days from the first ticket's to ``today`` never built; oldest
-    first."""
+    first. (The first ticket by ``created_at``, which is indexed.)"""
     marked = set(session.scalars(select(ReportMark.day).distinct()))
-    first = session.scalar(select(func.min(TicketFact.created_day)))
+    first = session.scalar(select(func.min(TicketFact.created_at)))
     missing: set[str] = set()
     if first is not None:
         built = set(session.scalars(select(ReportDay.day)))
-        day = date.fromisoformat(first)
+        day = aware(first).astimezone(zone).date()
         while day <= today:
             if day.isoformat() not in built:
                 missing.add(day.isoformat())
@@ -83,7 +83,7 @@ def build(session_factory: sessionmaker[Session], *, now: datetime | None = None
         if not in_postgres(session):
             return CellBuild(0, 0, 0.0)
         zone = ZoneInfo(schedule_of(session).timezone)
-        days = days_to_build(session, today=now.astimezone(zone).date())
+        days = days_to_build(session, today=now.astimezone(zone).date(), zone=zone)
     built = skipped = 0
     for day in days[:limit]:
         with session_factory.begin() as session:

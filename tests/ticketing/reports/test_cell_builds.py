@@ -4,6 +4,7 @@ builder per day, the reports job's round (PostgreSQL; SQLite shops build nothing
 from __future__ import annotations
 
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +21,7 @@ from ticketing.reports import cell_builds, cells, jobs
 from ticketing.reports.scope import Filters, Period
 
 NOW = utc(2026, 3, 9, 3)  # 9 March, 11:00 in Shanghai
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _tickets(session_factory: sessionmaker[Session]) -> None:
@@ -37,12 +39,12 @@ def test_every_day_from_the_first_ticket_to_today_is_built_once(
         pg_engine, session_factory: sessionmaker[Session]) -> None:
     _tickets(session_factory)
     with session_factory() as s:
-        assert cell_builds.days_to_build(s, today=date(2026, 3, 9)) == [
+        assert cell_builds.days_to_build(s, today=date(2026, 3, 9), zone=SHANGHAI) == [
             "2026-03-06", "2026-03-07", "2026-03-08", "2026-03-09"]
     run = cell_builds.build(session_factory, now=NOW)
     assert (run.days, run.skipped) == (4, 0)
     with session_factory() as s:
-        assert cell_builds.days_to_build(s, today=date(2026, 3, 9)) == []
+        assert cell_builds.days_to_build(s, today=date(2026, 3, 9), zone=SHANGHAI) == []
         assert s.scalar(select(func.count()).select_from(ReportDay)) == 4  # empty days too
         assert sorted(s.scalars(select(ReportCell.day).distinct())) == ["2026-03-06",
                                                                        "2026-03-08"]
