@@ -125,7 +125,7 @@ def _owner_params(filters: Filters) -> dict[str, list[int]]:
 
 
 def _owner_clauses(owners: OwnerShape, owner: Any, team: Any) -> list[ColumnElement[bool]]:
-    """The agent and team filters as :meth:`Filters.where` states them (several values are
+    """The agent and team filters as :class:`Filters` states them (several values are
     alternatives; None is "unassigned"), their values bound at execution."""
     clauses: list[ColumnElement[bool]] = []
     for shape, name, column in ((owners[0], "agents", owner), (owners[1], "teams", team)):

@@ -10,7 +10,9 @@ None, and every figure carries its sample size ``n``.
 
 Medians and 90th percentiles interpolate linearly between ranks (PostgreSQL's
 ``percentile_cont``, which computes them there; SQLite gets the same formula in Python):
-:mod:`ticketing.reports.durations`. Counts per group and the SLA clauses:
+:mod:`ticketing.reports.durations`. On PostgreSQL the ticket figures of the whole period, its
+days and weeks, its agents and teams, unfiltered or filtered by agent and team, are read from
+the day cells (:mod:`ticketing.reports.cells`: the same figures, a fraction of the reading). Counts per group and the SLA clauses:
 :mod:`ticketing.reports.tallies`. This module says what each figure is and which of them a
 page reads together.
 """

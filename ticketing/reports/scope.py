@@ -80,10 +80,10 @@ class Filters:
         return any(getattr(self, name) for name in _FILTER_OF.values())
 
     def tickets(self) -> list[ColumnElement[bool]]:
-        return self.where(TicketFact.owner_id, TicketFact.team_id)
+        return self._where(TicketFact.owner_id, TicketFact.team_id)
 
     def surveys(self) -> list[ColumnElement[bool]]:
-        return self.where(TicketFact.survey_agent_id, TicketFact.survey_team_id)
+        return self._where(TicketFact.survey_agent_id, TicketFact.survey_team_id)
 
     def by_owner_only(self) -> bool:
         """Only agent and team filters (or none): what the day cells can answer."""
@@ -93,8 +93,7 @@ class Filters:
     def conversations(self) -> list[ColumnElement[bool]]:
         return [ConversationFact.channel.in_(self.channels)] if self.channels else []
 
-    def where(self, agent: Any, team: Any) -> list[ColumnElement[bool]]:
-        """The filters as clauses, agent and team on the columns given."""
+    def _where(self, agent: Any, team: Any) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
         for values, column in ((self.agents, agent), (self.teams, team),
                                (self.tiers, TicketFact.tier),
