@@ -38,10 +38,10 @@ from ticketing.core.models import (
 )
 # cells are only true while every fact change marks its day: loading this turns that on too
 from ticketing.desk import facts as _facts  # noqa: F401
-from ticketing.reports.aggregates import SLA_TARGETS, Distribution, TicketStats
+from ticketing.reports.aggregates import SLA_TARGETS, Distribution, TicketStats, percentile
 from ticketing.reports.durations import DURATIONS, WAITS, in_postgres, wait_bounds
 from ticketing.reports.scope import Filters, Period
-from ticketing.reports.tallies import count_conditions, sla_columns
+from ticketing.reports.tallies import count_conditions, read_counts, sla_columns
 
 COUNTS = ("tickets", "escalated", "solved", "reopened", "handed_off", "unanswered")
 VALUES = (*DURATIONS, *WAITS)  # packed durations, named as the durations
@@ -311,14 +311,10 @@ def _joined(column: Any) -> Any:
 
 # --- from rows to figures ----------------------------------------------------------------------
 def _stats(row: Sequence[Any], cutoff: float, wanted: Sequence[str]) -> TicketStats:
-    one = TicketStats()
-    counts = [int(v or 0) for v in row[1:1 + len(_count_names())]]
-    (one.tickets, one.escalated, one.solved, one.reopened, one.handed_off,
-     one.unanswered) = counts[:len(COUNTS)]
-    at = 1 + len(counts)
-    for i, target in enumerate(SLA_TARGETS):
-        met, breached = counts[len(COUNTS) + 2 * i: len(COUNTS) + 2 * i + 2]
-        one.sla[target] = [met, breached + _before(row[at + i], cutoff)]
+    one = read_counts(row, 1)
+    at = 1 + len(_count_names())
+    for i, target in enumerate(SLA_TARGETS):  # running clocks past their deadline by now
+        one.sla[target][1] += _before(row[at + i], cutoff)
     at += len(SLA_TARGETS)
     for i, name in enumerate(wanted):
         one.durations[name] = distribution(row[at + i])
@@ -334,20 +330,13 @@ def _before(packed: bytes | None, cutoff: float) -> int:
 
 
 def distribution(packed: bytes | None) -> Distribution:
-    """n, median and p90 of packed values, as ``percentile_cont`` interpolates them
-    (:func:`ticketing.reports.aggregates.percentile`), from order statistics alone."""
+    """n, median and p90 of packed values, as ``percentile_cont`` interpolates them: only the
+    ranks :func:`ticketing.reports.aggregates.percentile` reads are put in place
+    (``numpy.partition``), the rest is left unsorted."""
     if not packed:
         return Distribution(0, None, None)
     values = np.frombuffer(packed, dtype=">f8").astype(np.float64)
     n = len(values)
-    positions = {f: f * (n - 1) for f in (0.5, 0.9)}
-    ranks = sorted({r for p in positions.values() for r in (int(p), min(int(p) + 1, n - 1))})
-    chosen = np.partition(values, ranks)
-
-    def at(fraction: float) -> float:
-        position = positions[fraction]
-        low = int(position)
-        high = min(low + 1, n - 1)
-        return float(chosen[low] + (chosen[high] - chosen[low]) * (position - low))
-
-    return Distribution(n, at(0.5), at(0.9))
+    ranks = {r for f in (0.5, 0.9) for r in (int(f * (n - 1)), min(int(f * (n - 1)) + 1, n - 1))}
+    chosen = memoryview(np.partition(values, sorted(ranks)))  # a sequence of Python floats
+    return Distribution(n, percentile(chosen, 0.5), percentile(chosen, 0.9))

@@ -65,7 +65,7 @@ def ticket_stats(session: Session, key: Any, window: Iterable[ColumnElement[bool
     k = key.label("k")
     stats: dict[Any, TicketStats] = defaultdict(TicketStats)
     for row in session.execute(select(k, *_count_columns(now)).where(*where).group_by(k)):
-        merge(stats[group_key(row[0], rekey)], _read_counts(row, 1))
+        merge(stats[group_key(row[0], rekey)], read_counts(row, 1))
     for group, values in grouped_durations(session, key, where, wanted, rekey).items():
         stats[group].durations.update(values)
     return dict(stats)
@@ -82,7 +82,7 @@ def _grouped_in_one(session: Session, key: Any, where: list[Any], wanted: set[st
     stats: dict[Any, TicketStats] = {}
     lows, highs = [], []
     for row in session.execute(stmt):
-        one = _read_counts(row, 1)
+        one = read_counts(row, 1)
         one.durations.update(read_percentiles(row, first, columns))
         stats[group_key(row[0], None)] = one
         if waits:
@@ -114,7 +114,7 @@ def window_stats(session: Session, windows: dict[Any, Window], filters: Filters,
     stats: dict[Any, TicketStats] = {}
     bounds: dict[int, Bounds] = {}
     for row in session.execute(branches[0] if len(branches) == 1 else union_all(*branches)):
-        one = _read_counts(row, 1)
+        one = read_counts(row, 1)
         one.durations.update(read_percentiles(row, first, columns))
         stats[keys[row[0]]] = one
         if waits and row[-2] is not None:
@@ -160,7 +160,9 @@ def _count_columns(now: datetime) -> list[Any]:
     return columns
 
 
-def _read_counts(row: Any, start: int) -> TicketStats:
+def read_counts(row: Any, start: int) -> TicketStats:
+    """The six counts and each target's met and breached, from ``row`` at ``start`` in
+    :func:`count_conditions`' order (the day cells' sums come in the same order)."""
     one = TicketStats()
     (one.tickets, one.escalated, one.solved, one.reopened, one.handed_off,
      one.unanswered) = (value or 0 for value in row[start:start + 6])
